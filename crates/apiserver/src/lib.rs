@@ -1,0 +1,1 @@
+//! The Kubernetes API server: generic registry, per-kind strategies, watch cache, discovery, OpenAPI, tables, patch/apply

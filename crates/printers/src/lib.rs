@@ -1,0 +1,1 @@
+//! Server-side Table printing with the upstream default columns for every built-in kind
