@@ -15,9 +15,14 @@ pub mod conformance;
 pub mod sqlite;
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::Stream;
+use tokio_util::sync::CancellationToken;
+
+pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// A store revision. Revision 0 means "no revision" / "before the first write".
 pub type Revision = i64;
@@ -50,7 +55,10 @@ pub struct RangeResult {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A key was created or updated. `prev` is the value before, if the key existed.
-    Put { kv: KeyValue, prev: Option<KeyValue> },
+    Put {
+        kv: KeyValue,
+        prev: Option<KeyValue>,
+    },
     /// A key was deleted. `prev` is the last value; `revision` is the deletion's revision.
     Delete { prev: KeyValue, revision: Revision },
 }
@@ -165,6 +173,97 @@ pub trait Store: Send + Sync + 'static {
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream>;
 
     /// Discards history older than `revision`: afterwards, reads at and watches from revisions
-    /// below it fail with `Compacted`. The latest value of every live key is kept.
+    /// below it fail with `Compacted` (reading at `revision` itself, and watching with
+    /// `after = revision - 1`, still work). The latest value of every live key is kept.
+    /// `FutureRevision` if `revision` is newer than the current revision; compacting at or below
+    /// the already compacted revision is a no-op.
     async fn compact(&self, revision: Revision) -> Result<()>;
+}
+
+/// A shared store is a store, so `Arc<dyn Store>` and `Arc<SqliteStore>` can be passed wherever a
+/// [`Store`] is expected.
+#[async_trait::async_trait]
+impl<T: Store + ?Sized> Store for Arc<T> {
+    async fn current_revision(&self) -> Result<Revision> {
+        (**self).current_revision().await
+    }
+
+    async fn compacted_revision(&self) -> Result<Revision> {
+        (**self).compacted_revision().await
+    }
+
+    async fn get(&self, key: &str, at: Option<Revision>) -> Result<(Option<KeyValue>, Revision)> {
+        (**self).get(key, at).await
+    }
+
+    async fn range(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        at: Option<Revision>,
+    ) -> Result<RangeResult> {
+        (**self).range(prefix, start_after, limit, at).await
+    }
+
+    async fn create(&self, key: &str, value: Bytes) -> Result<Revision> {
+        (**self).create(key, value).await
+    }
+
+    async fn update(&self, key: &str, value: Bytes, expected: Revision) -> Result<Revision> {
+        (**self).update(key, value, expected).await
+    }
+
+    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<(Revision, KeyValue)> {
+        (**self).delete(key, expected).await
+    }
+
+    async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream> {
+        (**self).watch(prefix, after).await
+    }
+
+    async fn compact(&self, revision: Revision) -> Result<()> {
+        (**self).compact(revision).await
+    }
+}
+
+/// Spawns a background task that compacts `store` every `interval`, keeping the last
+/// `keep_revisions` revisions of history (like the API server's periodic compaction, which runs
+/// every 5 minutes). Errors are logged and retried at the next tick. The task ends when `cancel`
+/// is cancelled or the store reports [`StoreError::Closed`].
+pub fn spawn_compactor<S: Store + ?Sized>(
+    store: Arc<S>,
+    interval: Duration,
+    keep_revisions: Revision,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+            match compact_once(&*store, keep_revisions).await {
+                Ok(Some(rev)) => tracing::debug!(revision = rev, "compacted store history"),
+                Ok(None) => {}
+                Err(StoreError::Closed) => return,
+                Err(err) => tracing::warn!(error = %err, "store compaction failed"),
+            }
+        }
+    })
+}
+
+/// Compacts `store` so that the last `keep_revisions` revisions of history stay readable.
+/// Returns the revision compacted to, or `None` if there was nothing to compact.
+pub async fn compact_once<S: Store + ?Sized>(
+    store: &S,
+    keep_revisions: Revision,
+) -> Result<Option<Revision>> {
+    let current = store.current_revision().await?;
+    let target = current - keep_revisions.max(0);
+    if target <= store.compacted_revision().await? {
+        return Ok(None);
+    }
+    store.compact(target).await?;
+    Ok(Some(target))
 }

@@ -1,1 +1,1308 @@
 //! The embedded SQLite backend.
+//!
+//! Design:
+//! - **Schema.** `log` holds one row per revision (`rev` is the rowid) with the key, the key's
+//!   create revision, the revision of the key's previous row (`prev_rev`, 0 for a create), a
+//!   `deleted` flag and the value (a tombstone keeps the deleted value, so a delete event can be
+//!   rebuilt from its own row). `current` maps every live key to its latest version, so reads at
+//!   the latest revision never look at history. `meta` holds the compacted revision and the
+//!   progress of the physical compaction.
+//! - **Writes (group commit).** One dedicated OS thread owns the only write connection. Callers
+//!   send requests over a channel and wait on a oneshot reply. The writer drains every pending
+//!   request, applies them all in one `IMMEDIATE` transaction (each checks its own condition and
+//!   gets its own revision; a failed condition fails only that request), commits once
+//!   (`synchronous=FULL`: one fsync of the WAL), then publishes the events and replies. A write
+//!   is therefore durable when it is acknowledged.
+//! - **Reads.** A small pool of read-only connections, used from `spawn_blocking`. Every read runs
+//!   in one read transaction, so the revision it reports matches the data it returns.
+//! - **Watch.** History is replayed from `log` page by page; once caught up the watcher subscribes
+//!   to the in-memory broadcast fed by the writer, reads the history once more up to a snapshot
+//!   revision `R`, and then delivers live events newer than `R` (no gap, no duplicate). The
+//!   broadcast is bounded: a watcher that falls more than [`SqliteOptions::watch_buffer`] events
+//!   behind ends with [`StoreError::WatcherLagged`]; writers never wait for watchers.
+//! - **Compaction.** `compact(rev)` records the compacted revision at once (reads and watches below
+//!   it fail from then on), then the writer deletes superseded rows in chunks interleaved with
+//!   write batches, so a compaction never blocks writes for long. A row older than `rev` is
+//!   deleted when a newer row of the same key older than `rev` exists, and tombstones older than
+//!   `rev` are deleted. The row that was current just before `rev` is kept: it is the `prev` of
+//!   the first event at or after `rev`. Freed pages are returned with `incremental_vacuum`.
+//! - **Checkpoints.** The writer connection has auto-checkpointing off; a separate checkpointer
+//!   thread runs passive checkpoints after commits (at most one per
+//!   [`SqliteOptions::checkpoint_interval`]), so commits never pay for a checkpoint and the WAL
+//!   stays small (`journal_size_limit`).
+//!
+//! Only one process may open a database file at a time.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::{Event, KeyValue, RangeResult, Result, Revision, Store, StoreError, WatchStream};
+
+/// Tuning knobs of [`SqliteStore`]. `SqliteOptions::default()` suits production.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Maximum number of idle read-only connections kept in the pool.
+    pub read_connections: usize,
+    /// How many events the live-event broadcast buffers. A watcher that falls further behind is
+    /// ended with [`StoreError::WatcherLagged`].
+    pub watch_buffer: usize,
+    /// Maximum number of write requests applied in one transaction.
+    pub max_batch: usize,
+    /// Capacity of the write request queue; callers wait (asynchronously) when it is full.
+    pub queue_capacity: usize,
+    /// How many history rows one compaction step examines (one step runs between write batches).
+    pub compact_chunk: usize,
+    /// Minimum time between two WAL checkpoints.
+    pub checkpoint_interval: Duration,
+    /// Number of history rows per page when a watcher replays history.
+    pub watch_page: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            read_connections: 4,
+            watch_buffer: 4096,
+            max_batch: 1024,
+            queue_capacity: 4096,
+            compact_chunk: 1000,
+            checkpoint_interval: Duration::from_millis(100),
+            watch_page: 512,
+        }
+    }
+}
+
+/// Counters of a [`SqliteStore`], for tests and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SqliteStats {
+    /// Write transactions committed by the writer (each is one fsync of the WAL).
+    pub commits: u64,
+    /// Write requests (create/update/delete) processed, successful or not.
+    pub writes: u64,
+    /// Compaction steps committed.
+    pub compaction_steps: u64,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        StoreError::Backend(err.to_string())
+    }
+}
+
+/// A [`Store`] backed by one SQLite database file (WAL mode, durable group commit).
+///
+/// Dropping the store stops its writer thread once the queued requests are done; [`Self::close`]
+/// does the same and waits for it. Reads and watches still running at that point fail with
+/// [`StoreError::Closed`] (watchers first receive every event committed before).
+pub struct SqliteStore {
+    shared: Arc<Shared>,
+    requests: mpsc::Sender<Request>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.shared.path)
+            .field("revision", &self.shared.current.load(Ordering::Acquire))
+            .finish_non_exhaustive()
+    }
+}
+
+/// State shared by the store handle, the writer thread, readers and watchers.
+struct Shared {
+    path: PathBuf,
+    opts: SqliteOptions,
+    readers: Mutex<Vec<Connection>>,
+    /// The live-event broadcast; `None` once the writer has stopped.
+    events: Mutex<Option<broadcast::Sender<Arc<Event>>>>,
+    current: AtomicI64,
+    compacted: AtomicI64,
+    /// Set when the writer has stopped; reads then fail with `Closed`.
+    closed: AtomicBool,
+    commits: AtomicU64,
+    writes: AtomicU64,
+    compaction_steps: AtomicU64,
+}
+
+enum WriteOp {
+    Create {
+        key: String,
+        value: Bytes,
+    },
+    Update {
+        key: String,
+        value: Bytes,
+        expected: Revision,
+    },
+    Delete {
+        key: String,
+        expected: Option<Revision>,
+    },
+}
+
+enum WriteOutcome {
+    Put(Revision),
+    Deleted(Revision, KeyValue),
+}
+
+enum Request {
+    Write(WriteOp, oneshot::Sender<Result<WriteOutcome>>),
+    Compact(Revision, oneshot::Sender<Result<()>>),
+    Close(oneshot::Sender<()>),
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS log (
+    rev INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    create_rev INTEGER NOT NULL,
+    prev_rev INTEGER NOT NULL,
+    deleted INTEGER NOT NULL,
+    value BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS log_key_rev ON log (key, rev);
+CREATE TABLE IF NOT EXISTS current (
+    key TEXT PRIMARY KEY,
+    rev INTEGER NOT NULL,
+    create_rev INTEGER NOT NULL,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta (name, value) VALUES ('compacted', 0), ('compact_progress', 0);
+";
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and starts the writer thread. An existing
+    /// database continues from its last revision with all its data.
+    pub async fn open(path: &Path, opts: SqliteOptions) -> Result<Self> {
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (requests, requests_rx) = mpsc::channel(opts.queue_capacity.max(1));
+        let path = path.to_owned();
+        std::thread::Builder::new()
+            .name("store-writer".to_owned())
+            .spawn(move || writer_main(path, opts, requests_rx, ready_tx))
+            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+        let shared = ready_rx.await.map_err(|_| StoreError::Closed)??;
+        Ok(Self { shared, requests })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// Counters of commits and writes since the store was opened.
+    pub fn stats(&self) -> SqliteStats {
+        SqliteStats {
+            commits: self.shared.commits.load(Ordering::Acquire),
+            writes: self.shared.writes.load(Ordering::Acquire),
+            compaction_steps: self.shared.compaction_steps.load(Ordering::Acquire),
+        }
+    }
+
+    /// Stops the writer thread after the requests already queued, checkpoints the WAL and waits
+    /// until the database is closed. Later writes fail with [`StoreError::Closed`]. Idempotent.
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.requests.send(Request::Close(tx)).await.is_ok() {
+            // An error means the writer is gone already, which is what we wait for.
+            let _ = rx.await;
+        } else {
+            // The writer already stopped taking requests; wait until it has released the
+            // broadcast (its last step) so `close` returns only once shut down.
+            while self.shared.events.lock().is_some() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+
+    async fn write(&self, op: WriteOp) -> Result<WriteOutcome> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(Request::Write(op, tx))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        read_blocking(&self.shared, f).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn current_revision(&self) -> Result<Revision> {
+        Ok(self.shared.current.load(Ordering::Acquire))
+    }
+
+    async fn compacted_revision(&self) -> Result<Revision> {
+        Ok(self.shared.compacted.load(Ordering::Acquire))
+    }
+
+    async fn get(&self, key: &str, at: Option<Revision>) -> Result<(Option<KeyValue>, Revision)> {
+        let key = key.to_owned();
+        self.read(move |conn| {
+            let tx = conn.unchecked_transaction()?;
+            let (current, compacted) = snapshot_revisions(&tx)?;
+            let kv = match at {
+                None => tx
+                    .prepare_cached("SELECT rev, create_rev, value FROM current WHERE key = ?1")?
+                    .query_row(params![key], |row| {
+                        Ok(KeyValue {
+                            key: key.clone(),
+                            mod_revision: row.get(0)?,
+                            create_revision: row.get(1)?,
+                            value: Bytes::from(row.get::<_, Vec<u8>>(2)?),
+                        })
+                    })
+                    .optional()?,
+                Some(rev) => {
+                    check_revision(rev, current, compacted)?;
+                    let row = tx
+                        .prepare_cached(
+                            "SELECT rev, create_rev, deleted, value FROM log
+                             WHERE key = ?1 AND rev <= ?2 ORDER BY rev DESC LIMIT 1",
+                        )?
+                        .query_row(params![key, rev], |row| {
+                            Ok((
+                                row.get::<_, Revision>(0)?,
+                                row.get::<_, Revision>(1)?,
+                                row.get::<_, bool>(2)?,
+                                row.get::<_, Vec<u8>>(3)?,
+                            ))
+                        })
+                        .optional()?;
+                    match row {
+                        Some((mod_revision, create_revision, false, value)) => Some(KeyValue {
+                            key,
+                            mod_revision,
+                            create_revision,
+                            value: Bytes::from(value),
+                        }),
+                        _ => None,
+                    }
+                }
+            };
+            Ok((kv, at.unwrap_or(current)))
+        })
+        .await
+    }
+
+    async fn range(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        at: Option<Revision>,
+    ) -> Result<RangeResult> {
+        let bounds = KeyBounds::new(prefix, start_after);
+        self.read(move |conn| {
+            let tx = conn.unchecked_transaction()?;
+            let (current, compacted) = snapshot_revisions(&tx)?;
+            if let Some(rev) = at {
+                check_revision(rev, current, compacted)?;
+            }
+            let wanted = if limit == 0 { usize::MAX } else { limit + 1 };
+            let mut kvs = Vec::new();
+            match at {
+                None => {
+                    let n = bounds.params().len();
+                    let sql = format!(
+                        "SELECT key, rev, create_rev, value FROM current WHERE {}
+                         ORDER BY key LIMIT ?{}",
+                        bounds.sql("key", 1),
+                        n + 1
+                    );
+                    let mut stmt = tx.prepare_cached(&sql)?;
+                    let mut params = bounds.values();
+                    // A negative LIMIT means no limit.
+                    params.push(rusqlite::types::Value::Integer(
+                        i64::try_from(wanted).unwrap_or(-1),
+                    ));
+                    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+                    while let Some(row) = rows.next()? {
+                        kvs.push(KeyValue {
+                            key: row.get(0)?,
+                            mod_revision: row.get(1)?,
+                            create_revision: row.get(2)?,
+                            value: Bytes::from(row.get::<_, Vec<u8>>(3)?),
+                        });
+                    }
+                }
+                Some(rev) => {
+                    // The newest row at or before `rev` of every key in range (SQLite takes the
+                    // bare columns from the row holding the MAX).
+                    let sql = format!(
+                        "SELECT key, MAX(rev), create_rev, deleted, value FROM log
+                         WHERE {} AND rev <= ?{} GROUP BY key ORDER BY key",
+                        bounds.sql("key", 1),
+                        bounds.params().len() + 1
+                    );
+                    let mut stmt = tx.prepare_cached(&sql)?;
+                    let mut params = bounds.values();
+                    params.push(rusqlite::types::Value::Integer(rev));
+                    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+                    while kvs.len() < wanted {
+                        let Some(row) = rows.next()? else { break };
+                        if row.get::<_, bool>(3)? {
+                            continue;
+                        }
+                        kvs.push(KeyValue {
+                            key: row.get(0)?,
+                            mod_revision: row.get(1)?,
+                            create_revision: row.get(2)?,
+                            value: Bytes::from(row.get::<_, Vec<u8>>(4)?),
+                        });
+                    }
+                }
+            }
+            let more = limit != 0 && kvs.len() > limit;
+            kvs.truncate(if limit == 0 { kvs.len() } else { limit });
+            Ok(RangeResult {
+                kvs,
+                revision: at.unwrap_or(current),
+                more,
+            })
+        })
+        .await
+    }
+
+    async fn create(&self, key: &str, value: Bytes) -> Result<Revision> {
+        match self
+            .write(WriteOp::Create {
+                key: key.to_owned(),
+                value,
+            })
+            .await?
+        {
+            WriteOutcome::Put(rev) | WriteOutcome::Deleted(rev, _) => Ok(rev),
+        }
+    }
+
+    async fn update(&self, key: &str, value: Bytes, expected: Revision) -> Result<Revision> {
+        match self
+            .write(WriteOp::Update {
+                key: key.to_owned(),
+                value,
+                expected,
+            })
+            .await?
+        {
+            WriteOutcome::Put(rev) | WriteOutcome::Deleted(rev, _) => Ok(rev),
+        }
+    }
+
+    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<(Revision, KeyValue)> {
+        match self
+            .write(WriteOp::Delete {
+                key: key.to_owned(),
+                expected,
+            })
+            .await?
+        {
+            WriteOutcome::Deleted(rev, prev) => Ok((rev, prev)),
+            WriteOutcome::Put(_) => Err(StoreError::Backend(
+                "writer answered a delete with a put".to_owned(),
+            )),
+        }
+    }
+
+    async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream> {
+        let mut state = WatchState {
+            shared: self.shared.clone(),
+            bounds: KeyBounds::new(prefix, None),
+            prefix: prefix.to_owned(),
+            cursor: after,
+            buf: VecDeque::new(),
+            rx: None,
+            live: false,
+            done: false,
+        };
+        // The first page is read here so that `Compacted` is reported by `watch` itself.
+        state.catch_up().await?;
+        Ok(Box::pin(futures::stream::unfold(
+            state,
+            |mut state| async move {
+                let item = state.next_event().await?;
+                Some((item, state))
+            },
+        )))
+    }
+
+    async fn compact(&self, revision: Revision) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(Request::Compact(revision, tx))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+
+async fn read_blocking<T, F>(shared: &Arc<Shared>, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+{
+    let shared = shared.clone();
+    if shared.closed.load(Ordering::Acquire) {
+        return Err(StoreError::Closed);
+    }
+    tokio::task::spawn_blocking(move || {
+        let conn = match shared.readers.lock().pop() {
+            Some(conn) => conn,
+            None => open_reader(&shared.path)?,
+        };
+        let result = f(&conn);
+        let mut pool = shared.readers.lock();
+        if pool.len() < shared.opts.read_connections {
+            pool.push(conn);
+        }
+        result
+    })
+    .await
+    .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+}
+
+fn open_reader(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+/// The current and compacted revisions as seen by the read transaction on `conn`.
+fn snapshot_revisions(conn: &Connection) -> Result<(Revision, Revision)> {
+    let current: Revision = conn
+        .prepare_cached("SELECT COALESCE(MAX(rev), 0) FROM log")?
+        .query_row([], |row| row.get(0))?;
+    let compacted: Revision = conn
+        .prepare_cached("SELECT value FROM meta WHERE name = 'compacted'")?
+        .query_row([], |row| row.get(0))?;
+    Ok((current, compacted))
+}
+
+fn check_revision(rev: Revision, current: Revision, compacted: Revision) -> Result<()> {
+    if rev < compacted {
+        return Err(StoreError::Compacted {
+            requested: rev,
+            compacted,
+        });
+    }
+    if rev > current {
+        return Err(StoreError::FutureRevision {
+            requested: rev,
+            current,
+        });
+    }
+    Ok(())
+}
+
+/// The key interval of a prefix read: `[prefix, prefix_end)`, narrowed by `start_after`.
+#[derive(Debug, Clone)]
+struct KeyBounds {
+    /// Lower bound and whether it is exclusive.
+    lower: (String, bool),
+    /// Exclusive upper bound; `None` when every key above `lower` matches (empty prefix).
+    upper: Option<String>,
+}
+
+impl KeyBounds {
+    fn new(prefix: &str, start_after: Option<&str>) -> Self {
+        let lower = match start_after {
+            Some(after) if after >= prefix => (after.to_owned(), true),
+            _ => (prefix.to_owned(), false),
+        };
+        Self {
+            lower,
+            upper: prefix_end(prefix),
+        }
+    }
+
+    /// The SQL condition on `column`, with parameters numbered from `first`.
+    fn sql(&self, column: &str, first: usize) -> String {
+        let op = if self.lower.1 { ">" } else { ">=" };
+        match self.upper {
+            Some(_) => format!("{column} {op} ?{first} AND {column} < ?{}", first + 1),
+            None => format!("{column} {op} ?{first}"),
+        }
+    }
+
+    fn params(&self) -> Vec<String> {
+        let mut params = vec![self.lower.0.clone()];
+        params.extend(self.upper.clone());
+        params
+    }
+
+    /// [`Self::params`] as SQL values, ready for more parameters to be appended.
+    fn values(&self) -> Vec<rusqlite::types::Value> {
+        self.params()
+            .into_iter()
+            .map(rusqlite::types::Value::Text)
+            .collect()
+    }
+}
+
+/// The smallest string greater than every string starting with `prefix`, if any. UTF-8 byte order
+/// is code point order, so incrementing the last incrementable character gives it.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut next = u32::from(last) + 1;
+        if (0xD800..=0xDFFF).contains(&next) {
+            next = 0xE000;
+        }
+        if let Some(c) = char::from_u32(next) {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watch
+
+struct WatchState {
+    shared: Arc<Shared>,
+    bounds: KeyBounds,
+    prefix: String,
+    /// Every matching event with a revision up to `cursor` has been queued or delivered.
+    cursor: Revision,
+    buf: VecDeque<Event>,
+    rx: Option<broadcast::Receiver<Arc<Event>>>,
+    live: bool,
+    done: bool,
+}
+
+impl WatchState {
+    async fn next_event(&mut self) -> Option<Result<Event>> {
+        loop {
+            if let Some(event) = self.buf.pop_front() {
+                return Some(Ok(event));
+            }
+            if self.done {
+                return None;
+            }
+            if !self.live {
+                if let Err(err) = self.catch_up().await {
+                    self.done = true;
+                    return Some(Err(err));
+                }
+                continue;
+            }
+            let Some(rx) = self.rx.as_mut() else {
+                self.done = true;
+                return Some(Err(StoreError::Closed));
+            };
+            match rx.recv().await {
+                Ok(event) => {
+                    let rev = event.revision();
+                    if rev > self.cursor && event.key().starts_with(&self.prefix) {
+                        self.cursor = rev;
+                        return Some(Ok((*event).clone()));
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    self.done = true;
+                    return Some(Err(StoreError::WatcherLagged));
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    self.done = true;
+                    return Some(Err(StoreError::Closed));
+                }
+            }
+        }
+    }
+
+    /// Reads one page of history after the cursor. When the page is not full the watcher is caught
+    /// up with the page's snapshot: the first time it then subscribes to live events (and reads
+    /// once more, to cover what was committed before subscribing), the second time it goes live.
+    async fn catch_up(&mut self) -> Result<()> {
+        let page = self.shared.opts.watch_page.max(1);
+        let (cursor, bounds) = (self.cursor, self.bounds.clone());
+        let (events, snapshot) = read_blocking(&self.shared, move |conn| {
+            read_history(conn, &bounds, cursor, page)
+        })
+        .await?;
+        let full = events.len() >= page;
+        if let Some(last) = events.last() {
+            self.cursor = last.revision();
+        }
+        self.buf.extend(events);
+        if !full {
+            self.cursor = self.cursor.max(snapshot);
+            if self.rx.is_some() {
+                self.live = true;
+            } else {
+                let sender = self.shared.events.lock();
+                let Some(sender) = sender.as_ref() else {
+                    return Err(StoreError::Closed);
+                };
+                self.rx = Some(sender.subscribe());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Up to `limit` events of keys in `bounds` with revisions after `after`, and the current revision
+/// of the snapshot they were read from.
+fn read_history(
+    conn: &Connection,
+    bounds: &KeyBounds,
+    after: Revision,
+    limit: usize,
+) -> Result<(Vec<Event>, Revision)> {
+    let tx = conn.unchecked_transaction()?;
+    let (current, compacted) = snapshot_revisions(&tx)?;
+    if after + 1 < compacted {
+        return Err(StoreError::Compacted {
+            requested: after + 1,
+            compacted,
+        });
+    }
+    // `+l.key` keeps SQLite on the rowid (revision) order instead of the key index.
+    let n = bounds.params().len();
+    let sql = format!(
+        "SELECT l.rev, l.key, l.create_rev, l.prev_rev, l.deleted, l.value,
+                p.create_rev, p.deleted, p.value
+         FROM log l LEFT JOIN log p ON p.rev = l.prev_rev
+         WHERE l.rev > ?{} AND {} ORDER BY l.rev LIMIT ?{}",
+        n + 1,
+        bounds.sql("+l.key", 1),
+        n + 2
+    );
+    let mut params = bounds.values();
+    params.push(rusqlite::types::Value::Integer(after));
+    params.push(rusqlite::types::Value::Integer(
+        i64::try_from(limit).unwrap_or(i64::MAX),
+    ));
+    let mut stmt = tx.prepare_cached(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+    let mut events = Vec::new();
+    while let Some(row) = rows.next()? {
+        let rev: Revision = row.get(0)?;
+        let key: String = row.get(1)?;
+        let create_rev: Revision = row.get(2)?;
+        let prev_rev: Revision = row.get(3)?;
+        let deleted: bool = row.get(4)?;
+        let value = Bytes::from(row.get::<_, Vec<u8>>(5)?);
+        let event = if deleted {
+            Event::Delete {
+                prev: KeyValue {
+                    key,
+                    value,
+                    create_revision: create_rev,
+                    mod_revision: prev_rev,
+                },
+                revision: rev,
+            }
+        } else {
+            let prev_create: Option<Revision> = row.get(6)?;
+            let prev_deleted: Option<bool> = row.get(7)?;
+            let prev = match (prev_create, prev_deleted) {
+                (Some(prev_create), Some(false)) => Some(KeyValue {
+                    key: key.clone(),
+                    value: Bytes::from(row.get::<_, Vec<u8>>(8)?),
+                    create_revision: prev_create,
+                    mod_revision: prev_rev,
+                }),
+                _ => None,
+            };
+            Event::Put {
+                kv: KeyValue {
+                    key,
+                    value,
+                    create_revision: create_rev,
+                    mod_revision: rev,
+                },
+                prev,
+            }
+        };
+        events.push(event);
+    }
+    Ok((events, current))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writer
+
+fn open_writer(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    // Must precede table creation to take effect on a new database.
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Backend(format!(
+            "cannot switch the database to WAL mode (journal mode is {mode})"
+        )));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
+fn writer_main(
+    path: PathBuf,
+    opts: SqliteOptions,
+    mut requests: mpsc::Receiver<Request>,
+    ready: oneshot::Sender<Result<Arc<Shared>>>,
+) {
+    let init = (|| -> Result<Writer> {
+        let conn = open_writer(&path)?;
+        let rev: Revision =
+            conn.query_row("SELECT COALESCE(MAX(rev), 0) FROM log", [], |r| r.get(0))?;
+        let meta = |name: &str| -> Result<Revision> {
+            Ok(
+                conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
+                    r.get(0)
+                })?,
+            )
+        };
+        let compacted = meta("compacted")?;
+        let progress = meta("compact_progress")?;
+        let (events, _) = broadcast::channel(opts.watch_buffer.max(1));
+        let shared = Arc::new(Shared {
+            path: path.clone(),
+            opts: opts.clone(),
+            readers: Mutex::new(Vec::new()),
+            events: Mutex::new(Some(events.clone())),
+            current: AtomicI64::new(rev),
+            compacted: AtomicI64::new(compacted),
+            closed: AtomicBool::new(false),
+            commits: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            compaction_steps: AtomicU64::new(0),
+        });
+        let checkpointer = Checkpointer::start(&path, opts.checkpoint_interval)?;
+        Ok(Writer {
+            conn,
+            shared,
+            events,
+            rev,
+            compacted,
+            progress,
+            vacuum_pending: false,
+            compaction_failed: false,
+            compact_waiters: Vec::new(),
+            checkpointer: Some(checkpointer),
+        })
+    })();
+    let mut writer = match init {
+        Ok(writer) => writer,
+        Err(err) => {
+            let _ = ready.send(Err(err));
+            return;
+        }
+    };
+    if ready.send(Ok(writer.shared.clone())).is_err() {
+        return;
+    }
+    let closers = writer.run(&mut requests);
+    writer.shutdown(&mut requests, closers);
+}
+
+struct Writer {
+    conn: Connection,
+    shared: Arc<Shared>,
+    events: broadcast::Sender<Arc<Event>>,
+    /// The last committed revision.
+    rev: Revision,
+    /// The committed compacted revision.
+    compacted: Revision,
+    /// Every history row below this revision has been examined by the physical compaction.
+    progress: Revision,
+    vacuum_pending: bool,
+    /// The last compaction step failed; physical compaction resumes with the next `compact`.
+    compaction_failed: bool,
+    compact_waiters: Vec<(Revision, oneshot::Sender<Result<()>>)>,
+    checkpointer: Option<Checkpointer>,
+}
+
+impl Writer {
+    fn compaction_pending(&self) -> bool {
+        (self.progress < self.compacted && !self.compaction_failed) || self.vacuum_pending
+    }
+
+    /// Serves requests until the channel closes or a `Close` arrives; returns the close waiters.
+    fn run(&mut self, requests: &mut mpsc::Receiver<Request>) -> Vec<oneshot::Sender<()>> {
+        let max_batch = self.shared.opts.max_batch.max(1);
+        loop {
+            let first = if self.compaction_pending() {
+                match requests.try_recv() {
+                    Ok(req) => Some(req),
+                    Err(mpsc::error::TryRecvError::Empty) => None,
+                    Err(mpsc::error::TryRecvError::Disconnected) => return Vec::new(),
+                }
+            } else {
+                match requests.blocking_recv() {
+                    Some(req) => Some(req),
+                    None => return Vec::new(),
+                }
+            };
+            if let Some(mut next) = first {
+                let mut batch = Vec::new();
+                let mut closers = Vec::new();
+                loop {
+                    match next {
+                        Request::Close(tx) => {
+                            closers.push(tx);
+                            break;
+                        }
+                        req => batch.push(req),
+                    }
+                    if batch.len() >= max_batch {
+                        break;
+                    }
+                    match requests.try_recv() {
+                        Ok(req) => next = req,
+                        Err(_) => break,
+                    }
+                }
+                if !batch.is_empty() {
+                    self.apply_batch(batch);
+                }
+                if !closers.is_empty() {
+                    return closers;
+                }
+            }
+            if self.compaction_pending() {
+                self.compact_step();
+            }
+        }
+    }
+
+    fn shutdown(
+        mut self,
+        requests: &mut mpsc::Receiver<Request>,
+        mut closers: Vec<oneshot::Sender<()>>,
+    ) {
+        requests.close();
+        while let Ok(req) = requests.try_recv() {
+            match req {
+                Request::Write(_, tx) => {
+                    let _ = tx.send(Err(StoreError::Closed));
+                }
+                Request::Compact(_, tx) => {
+                    let _ = tx.send(Err(StoreError::Closed));
+                }
+                Request::Close(tx) => closers.push(tx),
+            }
+        }
+        for (_, tx) in self.compact_waiters.drain(..) {
+            let _ = tx.send(Err(StoreError::Closed));
+        }
+        if let Some(checkpointer) = self.checkpointer.take() {
+            checkpointer.stop();
+        }
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.readers.lock().clear();
+        let result = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        if let Err(err) = result {
+            tracing::warn!(error = %err, "final WAL checkpoint failed");
+        }
+        self.shared.events.lock().take();
+        drop(self);
+        for tx in closers {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Applies every request of `batch` in one transaction and answers them after the commit.
+    fn apply_batch(&mut self, batch: Vec<Request>) {
+        let mut rev = self.rev;
+        let mut compacted = self.compacted;
+        let mut write_replies = Vec::with_capacity(batch.len());
+        let mut compact_replies = Vec::new();
+        let mut events = Vec::new();
+        let writes = batch
+            .iter()
+            .filter(|r| matches!(r, Request::Write(..)))
+            .count();
+        let outcome = (|| -> rusqlite::Result<()> {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for req in batch {
+                match req {
+                    Request::Write(op, reply) => {
+                        let result = apply_op(&tx, &mut rev, op)?.map(|(outcome, event)| {
+                            events.push(Arc::new(event));
+                            outcome
+                        });
+                        write_replies.push((reply, result));
+                    }
+                    Request::Compact(target, reply) => {
+                        let result = if target > rev {
+                            Err(StoreError::FutureRevision {
+                                requested: target,
+                                current: rev,
+                            })
+                        } else {
+                            self.compaction_failed = false;
+                            if target > compacted {
+                                tx.prepare_cached(
+                                    "UPDATE meta SET value = ?1 WHERE name = 'compacted'",
+                                )?
+                                .execute([target])?;
+                                compacted = target;
+                            }
+                            Ok(())
+                        };
+                        compact_replies.push((target, reply, result));
+                    }
+                    Request::Close(_) => {}
+                }
+            }
+            tx.commit()
+        })();
+        self.shared
+            .writes
+            .fetch_add(writes as u64, Ordering::AcqRel);
+        if let Err(err) = outcome {
+            tracing::error!(error = %err, "store write transaction failed");
+            let err = StoreError::from(err);
+            for (reply, _) in write_replies {
+                let _ = reply.send(Err(err.clone()));
+            }
+            for (_, reply, _) in compact_replies {
+                let _ = reply.send(Err(err.clone()));
+            }
+            return;
+        }
+        self.rev = rev;
+        self.compacted = compacted;
+        self.shared.current.store(rev, Ordering::Release);
+        self.shared.compacted.store(compacted, Ordering::Release);
+        self.shared.commits.fetch_add(1, Ordering::AcqRel);
+        for event in events {
+            // An error only means that nobody is watching.
+            let _ = self.events.send(event);
+        }
+        for (reply, result) in write_replies {
+            let _ = reply.send(result);
+        }
+        for (target, reply, result) in compact_replies {
+            match result {
+                // Answer once the rows below the target are physically gone.
+                Ok(()) if self.progress < target => self.compact_waiters.push((target, reply)),
+                result => {
+                    let _ = reply.send(result);
+                }
+            }
+        }
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.poke();
+        }
+    }
+
+    /// One step of physical compaction (or, once done, of freeing pages), in its own transaction.
+    fn compact_step(&mut self) {
+        let chunk = self.shared.opts.compact_chunk.max(1);
+        if self.progress < self.compacted {
+            match compact_rows(&mut self.conn, self.progress, self.compacted, chunk) {
+                Ok(progress) => {
+                    self.progress = progress;
+                    self.shared.compaction_steps.fetch_add(1, Ordering::AcqRel);
+                    self.shared.commits.fetch_add(1, Ordering::AcqRel);
+                    if progress >= self.compacted {
+                        self.vacuum_pending = true;
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "store compaction step failed");
+                    let err = StoreError::from(err);
+                    for (_, reply) in self.compact_waiters.drain(..) {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                    self.compaction_failed = true;
+                    return;
+                }
+            }
+        } else if self.vacuum_pending {
+            let pages = i64::try_from(chunk).unwrap_or(i64::MAX);
+            let result = incremental_vacuum(&self.conn, pages);
+            match result {
+                Ok(free) => self.vacuum_pending = free > 0,
+                Err(err) => {
+                    tracing::warn!(error = %err, "incremental vacuum failed");
+                    self.vacuum_pending = false;
+                }
+            }
+        }
+        let progress = self.progress;
+        let (done, waiting): (Vec<_>, Vec<_>) = self
+            .compact_waiters
+            .drain(..)
+            .partition(|(target, _)| *target <= progress);
+        self.compact_waiters = waiting;
+        for (_, reply) in done {
+            let _ = reply.send(Ok(()));
+        }
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.poke();
+        }
+    }
+}
+
+/// Applies one write. The outer error is a database failure (it fails the whole batch); the inner
+/// one is the request's own failure (its condition did not hold).
+fn apply_op(
+    tx: &Connection,
+    rev: &mut Revision,
+    op: WriteOp,
+) -> rusqlite::Result<Result<(WriteOutcome, Event)>> {
+    let key = match &op {
+        WriteOp::Create { key, .. } | WriteOp::Update { key, .. } | WriteOp::Delete { key, .. } => {
+            key
+        }
+    };
+    let current = tx
+        .prepare_cached("SELECT rev, create_rev, value FROM current WHERE key = ?1")?
+        .query_row([key], |row| {
+            Ok(KeyValue {
+                key: key.clone(),
+                mod_revision: row.get(0)?,
+                create_revision: row.get(1)?,
+                value: Bytes::from(row.get::<_, Vec<u8>>(2)?),
+            })
+        })
+        .optional()?;
+    let next = *rev + 1;
+    let insert_log = |key: &str, create: Revision, prev: Revision, deleted: bool, value: &[u8]| {
+        tx.prepare_cached(
+            "INSERT INTO log (rev, key, create_rev, prev_rev, deleted, value)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![next, key, create, prev, deleted, value])
+    };
+    match op {
+        WriteOp::Create { key, value } => {
+            if current.is_some() {
+                return Ok(Err(StoreError::AlreadyExists(key)));
+            }
+            insert_log(&key, next, 0, false, &value)?;
+            tx.prepare_cached(
+                "INSERT INTO current (key, rev, create_rev, value) VALUES (?1, ?2, ?2, ?3)",
+            )?
+            .execute(params![key, next, &value[..]])?;
+            *rev = next;
+            let kv = KeyValue {
+                key,
+                value,
+                create_revision: next,
+                mod_revision: next,
+            };
+            Ok(Ok((WriteOutcome::Put(next), Event::Put { kv, prev: None })))
+        }
+        WriteOp::Update {
+            key,
+            value,
+            expected,
+        } => {
+            let Some(prev) = current else {
+                return Ok(Err(StoreError::NotFound(key)));
+            };
+            if prev.mod_revision != expected {
+                return Ok(Err(StoreError::Conflict {
+                    key,
+                    expected,
+                    actual: prev.mod_revision,
+                }));
+            }
+            insert_log(&key, prev.create_revision, prev.mod_revision, false, &value)?;
+            tx.prepare_cached("UPDATE current SET rev = ?2, value = ?3 WHERE key = ?1")?
+                .execute(params![key, next, &value[..]])?;
+            *rev = next;
+            let kv = KeyValue {
+                key,
+                value,
+                create_revision: prev.create_revision,
+                mod_revision: next,
+            };
+            Ok(Ok((
+                WriteOutcome::Put(next),
+                Event::Put {
+                    kv,
+                    prev: Some(prev),
+                },
+            )))
+        }
+        WriteOp::Delete { key, expected } => {
+            let Some(prev) = current else {
+                return Ok(Err(StoreError::NotFound(key)));
+            };
+            if let Some(expected) = expected
+                && prev.mod_revision != expected
+            {
+                return Ok(Err(StoreError::Conflict {
+                    key,
+                    expected,
+                    actual: prev.mod_revision,
+                }));
+            }
+            insert_log(
+                &key,
+                prev.create_revision,
+                prev.mod_revision,
+                true,
+                &prev.value,
+            )?;
+            tx.prepare_cached("DELETE FROM current WHERE key = ?1")?
+                .execute([&key])?;
+            *rev = next;
+            Ok(Ok((
+                WriteOutcome::Deleted(next, prev.clone()),
+                Event::Delete {
+                    prev,
+                    revision: next,
+                },
+            )))
+        }
+    }
+}
+
+/// Examines up to `chunk` history rows in `[from, target)`: the previous row of each is superseded
+/// (by a row older than `target`) and deleted, and so is each tombstone. Returns the new progress.
+fn compact_rows(
+    conn: &mut Connection,
+    from: Revision,
+    target: Revision,
+    chunk: usize,
+) -> rusqlite::Result<Revision> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let rows: Vec<(Revision, Revision, bool)> = tx
+        .prepare_cached(
+            "SELECT rev, prev_rev, deleted FROM log WHERE rev >= ?1 AND rev < ?2
+             ORDER BY rev LIMIT ?3",
+        )?
+        .query_map(
+            params![from, target, i64::try_from(chunk).unwrap_or(i64::MAX)],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    {
+        let mut delete = tx.prepare_cached("DELETE FROM log WHERE rev = ?1")?;
+        for &(rev, prev_rev, deleted) in &rows {
+            if prev_rev > 0 {
+                delete.execute([prev_rev])?;
+            }
+            if deleted {
+                delete.execute([rev])?;
+            }
+        }
+    }
+    let progress = match rows.last() {
+        Some(&(last, _, _)) if rows.len() >= chunk => last + 1,
+        _ => target,
+    };
+    tx.prepare_cached("UPDATE meta SET value = ?1 WHERE name = 'compact_progress'")?
+        .execute([progress])?;
+    tx.commit()?;
+    Ok(progress)
+}
+
+/// Frees up to `pages` free pages (every step of the pragma frees one); returns how many free pages
+/// remain.
+fn incremental_vacuum(conn: &Connection, pages: i64) -> rusqlite::Result<i64> {
+    let mut stmt = conn.prepare_cached("PRAGMA incremental_vacuum(?1)")?;
+    let mut rows = stmt.query([pages])?;
+    while rows.next()?.is_some() {}
+    drop(rows);
+    conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))
+}
+
+/// A thread running passive WAL checkpoints on its own connection, at most once per interval,
+/// when the writer pokes it after commits.
+struct Checkpointer {
+    poke: std::sync::mpsc::SyncSender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path, interval: Duration) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let (poke, pokes) = std::sync::mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("store-checkpoint".to_owned())
+            .spawn(move || {
+                while pokes.recv().is_ok() {
+                    let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    if let Err(err) = result {
+                        tracing::warn!(error = %err, "WAL checkpoint failed");
+                    }
+                    std::thread::sleep(interval);
+                }
+            })
+            .map_err(|e| StoreError::Backend(format!("cannot start the checkpoint thread: {e}")))?;
+        Ok(Self { poke, thread })
+    }
+
+    fn poke(&self) {
+        // Full means a checkpoint is already due.
+        let _ = self.poke.try_send(());
+    }
+
+    fn stop(self) {
+        drop(self.poke);
+        if self.thread.join().is_err() {
+            tracing::error!("WAL checkpoint thread panicked");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_increments_last_char() {
+        assert_eq!(prefix_end("/a/").as_deref(), Some("/a0"));
+        assert_eq!(prefix_end(""), None);
+        assert_eq!(prefix_end("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_end("\u{D7FF}").as_deref(), Some("\u{E000}"));
+    }
+
+    #[test]
+    fn key_bounds_pick_the_tighter_lower_bound() {
+        let b = KeyBounds::new("/p/", Some("/p/b"));
+        assert_eq!(b.sql("key", 1), "key > ?1 AND key < ?2");
+        assert_eq!(b.params(), vec!["/p/b".to_owned(), "/p0".to_owned()]);
+        let b = KeyBounds::new("/p/", Some("/a"));
+        assert_eq!(b.sql("key", 3), "key >= ?3 AND key < ?4");
+        assert_eq!(b.params()[0], "/p/");
+        let b = KeyBounds::new("", None);
+        assert_eq!(b.sql("key", 1), "key >= ?1");
+    }
+}
