@@ -6,9 +6,14 @@
 //!   one group-version (`/openapi/v3/apis/apps/v1`).
 
 mod annotations;
+mod documents;
 mod generated;
 pub(crate) mod schemas;
 
+pub use documents::{
+    GroupVersionDocument, group_version_document, group_version_document_shared,
+    group_version_path, index_document,
+};
 pub use schemas::{REF_PREFIX, Schemas, schemas};
 
 /// One served kind (the API server passes its registry in).
