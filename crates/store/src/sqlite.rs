@@ -434,8 +434,13 @@ impl Store for SqliteStore {
             live: false,
             done: false,
         };
-        // The first page is read here so that `Compacted` is reported by `watch` itself.
+        // The first page is read here so that `Compacted` is reported by `watch` itself. When the
+        // history fits in it, the watcher is subscribed and goes live before `watch` returns, so
+        // every later write counts against its buffer from now on.
         state.catch_up().await?;
+        if state.rx.is_some() {
+            state.catch_up().await?;
+        }
         Ok(Box::pin(futures::stream::unfold(
             state,
             |mut state| async move {
