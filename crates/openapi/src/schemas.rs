@@ -124,6 +124,14 @@ impl Schemas {
         }
     }
 
+    /// The schema of property `name` of `schema` (resolving `schema` through a reference first).
+    /// The returned property schema is the one carrying the property's extensions
+    /// (`x-kubernetes-list-type`, `x-kubernetes-patch-merge-key`, …); resolve it again to reach
+    /// the referenced type's definition.
+    pub fn property<'a>(&'a self, schema: &'a Value, name: &str) -> Option<&'a Value> {
+        self.resolve(schema).get("properties")?.get(name)
+    }
+
     /// All definition names, sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.definitions.keys().map(String::as_str)
@@ -461,6 +469,11 @@ mod tests {
         let s = schemas();
         let deployment = s.get("io.k8s.api.apps.v1.Deployment").expect("deployment");
         let spec = s.resolve(&deployment["properties"]["spec"]);
+        let replicas = s
+            .property(&deployment["properties"]["spec"], "replicas")
+            .expect("spec.replicas");
+        assert_eq!(replicas, &spec["properties"]["replicas"]);
+        assert!(s.property(deployment, "nope").is_none());
         assert_eq!(
             spec["properties"]["replicas"]["description"],
             "Number of desired pods. This is a pointer to distinguish between explicit zero and not specified. Defaults to 1."
