@@ -305,3 +305,615 @@ impl Printer for PodPrinter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeDelta;
+    use serde_json::json;
+
+    fn ago(now: DateTime<Utc>, d: TimeDelta) -> String {
+        (now - d).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+
+    fn pod(meta: Value, spec: Value, status: Value) -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": status})
+    }
+
+    fn two() -> Value {
+        json!([{}, {}])
+    }
+
+    fn one() -> Value {
+        json!([{}])
+    }
+
+    fn running(ready: bool, restarts: i32) -> Value {
+        json!({"ready": ready, "restartCount": restarts, "state": {"running": {}}})
+    }
+
+    fn with_last_termination(mut status: Value, finished: String) -> Value {
+        status["lastState"] = json!({"terminated": {"exitCode": 0, "finishedAt": finished}});
+        status
+    }
+
+    fn first5(v: Vec<Value>) -> Vec<Value> {
+        v.into_iter().take(5).collect()
+    }
+
+    fn row(cells: [&str; 5]) -> Vec<Value> {
+        cells.iter().map(|c| json!(c)).collect()
+    }
+
+    // Cases from upstream TestPrintPod.
+    #[test]
+    fn print_pod() {
+        let now = Utc::now();
+        let s10 = ago(now, TimeDelta::seconds(10));
+        let deleted = json!({"name": "x", "deletionTimestamp": s10});
+        let cases: Vec<(Value, [&str; 5])> = vec![
+            (
+                pod(
+                    json!({"name": "test1"}),
+                    json!({"containers": two()}),
+                    json!({
+                        "phase": "podPhase",
+                        "containerStatuses": [running(true, 3), {"restartCount": 3}]
+                    }),
+                ),
+                ["test1", "1/2", "podPhase", "6", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "test2"}),
+                    json!({"containers": two()}),
+                    json!({
+                        "phase": "podPhase",
+                        "containerStatuses": [running(true, 3), {"state": {"waiting": {"reason": "ContainerWaitingReason"}}, "restartCount": 3}]
+                    }),
+                ),
+                ["test2", "1/2", "ContainerWaitingReason", "6", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "test3"}),
+                    json!({"containers": two()}),
+                    json!({
+                        "phase": "podPhase",
+                        "containerStatuses": [
+                            {"state": {"waiting": {"reason": "ContainerWaitingReason"}}, "restartCount": 3},
+                            {"state": {"terminated": {"reason": "ContainerTerminatedReason", "exitCode": 0}}, "restartCount": 3}
+                        ]
+                    }),
+                ),
+                ["test3", "0/2", "ContainerWaitingReason", "6", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "test4"}),
+                    json!({"containers": two()}),
+                    json!({
+                        "phase": "podPhase",
+                        "containerStatuses": [running(true, 3), {"ready": true, "restartCount": 3}]
+                    }),
+                ),
+                ["test4", "1/2", "podPhase", "6", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "test5"}),
+                    json!({"containers": two()}),
+                    json!({
+                        "reason": "podReason", "phase": "podPhase",
+                        "containerStatuses": [running(true, 3), {"ready": true, "restartCount": 3}]
+                    }),
+                ),
+                ["test5", "1/2", "podReason", "6", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "test6"}),
+                    json!({"containers": two()}),
+                    json!({
+                        "phase": "Running", "reason": "",
+                        "containerStatuses": [
+                            {"ready": true, "restartCount": 3, "state": {"terminated": {"reason": "Completed", "exitCode": 0}}},
+                            running(true, 3)
+                        ]
+                    }),
+                ),
+                ["test6", "1/2", "NotReady", "6", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "test6"}),
+                    json!({"containers": two()}),
+                    json!({
+                        "phase": "Running", "reason": "",
+                        "containerStatuses": [
+                            {"ready": true, "restartCount": 3, "state": {"terminated": {"reason": "Completed", "exitCode": 0}}},
+                            running(true, 3)
+                        ],
+                        "conditions": [{"type": "Ready", "status": "True", "lastProbeTime": ago(now, TimeDelta::zero())}]
+                    }),
+                ),
+                ["test6", "1/2", "Running", "6", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "test7"}),
+                    json!({"initContainers": one(), "containers": one()}),
+                    json!({
+                        "phase": "podPhase",
+                        "initContainerStatuses": [with_last_termination(running(false, 3), s10.clone())],
+                        "containerStatuses": [{"ready": false, "restartCount": 0, "state": {"waiting": {}}}]
+                    }),
+                ),
+                ["test7", "0/1", "Init:0/1", "3 (10s ago)", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "test8"}),
+                    json!({"initContainers": two(), "containers": one()}),
+                    json!({
+                        "phase": "podPhase",
+                        "initContainerStatuses": [
+                            with_last_termination(running(false, 3), s10.clone()),
+                            {"ready": false, "state": {"waiting": {}}}
+                        ],
+                        "containerStatuses": [{"ready": false, "state": {"waiting": {}}}]
+                    }),
+                ),
+                ["test8", "0/1", "Init:0/2", "3 (10s ago)", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "test9"}),
+                    json!({"initContainers": two(), "containers": one()}),
+                    json!({
+                        "phase": "podPhase",
+                        "initContainerStatuses": [
+                            {"ready": false, "state": {"terminated": {"exitCode": 0}}},
+                            with_last_termination(running(false, 3), s10.clone())
+                        ],
+                        "containerStatuses": [{"ready": false, "state": {"waiting": {}}}]
+                    }),
+                ),
+                ["test9", "0/1", "Init:1/2", "3 (10s ago)", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "test10"}),
+                    json!({"initContainers": two(), "containers": one()}),
+                    json!({
+                        "phase": "podPhase",
+                        "initContainerStatuses": [
+                            with_last_termination(json!({"ready": false, "restartCount": 2, "state": {"terminated": {"exitCode": 0}}}), ago(now, TimeDelta::minutes(2))),
+                            with_last_termination(running(false, 3), s10.clone())
+                        ],
+                        "containerStatuses": [{"ready": false, "state": {"waiting": {}}}]
+                    }),
+                ),
+                ["test10", "0/1", "Init:1/2", "5 (10s ago)", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "test11"}),
+                    json!({"initContainers": one(), "containers": one()}),
+                    json!({
+                        "phase": "Running",
+                        "initContainerStatuses": [
+                            with_last_termination(json!({"ready": false, "restartCount": 2, "state": {"terminated": {"exitCode": 0}}}), ago(now, TimeDelta::minutes(2)))
+                        ],
+                        "containerStatuses": [with_last_termination(running(false, 4), ago(now, TimeDelta::seconds(20)))]
+                    }),
+                ),
+                ["test11", "0/1", "Running", "4 (20s ago)", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "test12"}),
+                    json!({"containers": one()}),
+                    json!({
+                        "phase": "Running",
+                        "containerStatuses": [with_last_termination(running(true, 3), ago(now, TimeDelta::days(5)))]
+                    }),
+                ),
+                ["test12", "1/1", "Running", "3 (5d ago)", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "test13"}),
+                    json!({"containers": two()}),
+                    json!({
+                        "phase": "Running",
+                        "containerStatuses": [running(true, 0), with_last_termination(running(true, 3), ago(now, TimeDelta::days(10)))]
+                    }),
+                ),
+                ["test13", "2/2", "Running", "3 (10d ago)", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "test14"}),
+                    json!({"containers": two()}),
+                    json!({
+                        "phase": "Running",
+                        "containerStatuses": [
+                            with_last_termination(running(true, 6), ago(now, TimeDelta::days(5))),
+                            with_last_termination(running(true, 3), ago(now, TimeDelta::days(20)))
+                        ]
+                    }),
+                ),
+                ["test14", "2/2", "Running", "9 (5d ago)", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "test15"}),
+                    json!({"containers": two()}),
+                    json!({
+                        "phase": "podPhase",
+                        "conditions": [{"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}]
+                    }),
+                ),
+                ["test15", "0/2", "SchedulingGated", "0", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "test16"}),
+                    json!({"containers": one()}),
+                    json!({
+                        "phase": "Succeeded",
+                        "containerStatuses": [{"ready": false, "restartCount": 0, "state": {"terminated": {"reason": "Completed", "exitCode": 0}}}]
+                    }),
+                ),
+                ["test16", "0/1", "Completed", "0", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "test17"}),
+                    json!({"containers": one()}),
+                    json!({
+                        "phase": "Failed",
+                        "containerStatuses": [{"ready": false, "restartCount": 0, "state": {"terminated": {"reason": "Error", "exitCode": 1}}}]
+                    }),
+                ),
+                ["test17", "0/1", "Error", "0", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "test18", "deletionTimestamp": s10}),
+                    json!({"containers": one()}),
+                    json!({
+                        "phase": "Succeeded",
+                        "containerStatuses": [{"ready": false, "restartCount": 0, "state": {"terminated": {"reason": "Completed", "exitCode": 0}}}]
+                    }),
+                ),
+                ["test18", "0/1", "Completed", "0", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "test19", "deletionTimestamp": s10}),
+                    json!({"containers": one()}),
+                    json!({
+                        "phase": "Running",
+                        "containerStatuses": [{"ready": false, "restartCount": 0, "state": {"running": {}}}]
+                    }),
+                ),
+                ["test19", "0/1", "Terminating", "0", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "test20", "deletionTimestamp": s10}),
+                    json!({"containers": one()}),
+                    json!({"phase": "Pending"}),
+                ),
+                ["test20", "0/1", "Terminating", "0", "<unknown>"],
+            ),
+            // Beyond upstream's table: NodeLost, signals, exit codes, init failures.
+            (
+                pod(
+                    json!({"name": "lost", "deletionTimestamp": s10}),
+                    json!({"containers": one()}),
+                    json!({"phase": "Running", "reason": "NodeLost"}),
+                ),
+                ["lost", "0/1", "Unknown", "0", "<unknown>"],
+            ),
+            (
+                pod(
+                    deleted.clone(),
+                    json!({"containers": one()}),
+                    json!({"phase": "Failed"}),
+                ),
+                ["x", "0/1", "Failed", "0", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "sig"}),
+                    json!({"containers": one()}),
+                    json!({
+                        "phase": "Running", "containerStatuses": [{"state": {"terminated": {"exitCode": 137, "signal": 9}}}]
+                    }),
+                ),
+                ["sig", "0/1", "Signal:9", "0", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "code"}),
+                    json!({"containers": one()}),
+                    json!({
+                        "phase": "Running", "containerStatuses": [{"state": {"terminated": {"exitCode": 2}}}]
+                    }),
+                ),
+                ["code", "0/1", "ExitCode:2", "0", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "crash"}),
+                    json!({"containers": one()}),
+                    json!({
+                        "phase": "Running", "containerStatuses": [{"restartCount": 2, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                            "lastState": {"terminated": {"exitCode": 1, "finishedAt": ago(now, TimeDelta::seconds(190))}}}]
+                    }),
+                ),
+                [
+                    "crash",
+                    "0/1",
+                    "CrashLoopBackOff",
+                    "2 (3m10s ago)",
+                    "<unknown>",
+                ],
+            ),
+            (
+                pod(
+                    json!({"name": "initfail"}),
+                    json!({"initContainers": one(), "containers": one()}),
+                    json!({
+                        "phase": "Pending", "initContainerStatuses": [{"state": {"terminated": {"exitCode": 1, "reason": "Error"}}}]
+                    }),
+                ),
+                ["initfail", "0/1", "Init:Error", "0", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "initsig"}),
+                    json!({"initContainers": one(), "containers": one()}),
+                    json!({
+                        "phase": "Pending", "initContainerStatuses": [{"state": {"terminated": {"exitCode": 1, "signal": 15}}}]
+                    }),
+                ),
+                ["initsig", "0/1", "Init:Signal:15", "0", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "initcode"}),
+                    json!({"initContainers": one(), "containers": one()}),
+                    json!({
+                        "phase": "Pending", "initContainerStatuses": [{"state": {"terminated": {"exitCode": 3}}}]
+                    }),
+                ),
+                ["initcode", "0/1", "Init:ExitCode:3", "0", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "initwait"}),
+                    json!({"initContainers": one(), "containers": one()}),
+                    json!({
+                        "phase": "Pending", "initContainerStatuses": [{"state": {"waiting": {"reason": "ImagePullBackOff"}}}]
+                    }),
+                ),
+                ["initwait", "0/1", "Init:ImagePullBackOff", "0", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "podinit"}),
+                    json!({"initContainers": one(), "containers": one()}),
+                    json!({
+                        "phase": "Pending", "initContainerStatuses": [{"state": {"waiting": {"reason": "PodInitializing"}}}]
+                    }),
+                ),
+                ["podinit", "0/1", "Init:0/1", "0", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "creating", "creationTimestamp": ago(now, TimeDelta::seconds(5))}),
+                    json!({"containers": one()}),
+                    json!({
+                        "phase": "Pending", "containerStatuses": [{"state": {"waiting": {"reason": "ContainerCreating"}}}]
+                    }),
+                ),
+                ["creating", "0/1", "ContainerCreating", "0", "5s"],
+            ),
+        ];
+        for (obj, want) in cases {
+            assert_eq!(first5(POD.cells(&obj, now)), row(want), "{obj}");
+        }
+    }
+
+    // Cases from upstream TestPrintPodWithRestartableInitContainer.
+    #[test]
+    fn print_pod_with_restartable_init_containers() {
+        let now = Utc::now();
+        let s10 = ago(now, TimeDelta::seconds(10));
+        let sidecars = json!([
+            {"name": "restartable-init-1", "restartPolicy": "Always"},
+            {"name": "restartable-init-2", "restartPolicy": "Always"}
+        ]);
+        let cases: Vec<(Value, [&str; 5])> = vec![
+            (
+                pod(
+                    json!({"name": "test1"}),
+                    json!({"initContainers": sidecars, "containers": one()}),
+                    json!({
+                        "phase": "Pending",
+                        "initContainerStatuses": [
+                            {"name": "restartable-init-1", "ready": false, "restartCount": 3, "state": {"running": {}}, "started": false,
+                             "lastState": {"terminated": {"exitCode": 0, "finishedAt": s10}}},
+                            {"name": "restartable-init-2", "ready": false, "state": {"waiting": {}}, "started": false}
+                        ],
+                        "containerStatuses": [{"ready": false, "restartCount": 0, "state": {"waiting": {}}}],
+                        "conditions": [{"type": "Initialized", "status": "False"}]
+                    }),
+                ),
+                ["test1", "0/3", "Init:0/2", "3 (10s ago)", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "test1"}),
+                    json!({"initContainers": sidecars, "containers": one()}),
+                    json!({
+                        "phase": "Pending",
+                        "initContainerStatuses": [
+                            {"name": "restartable-init-1", "ready": false, "restartCount": 3, "state": {"running": {}}, "started": true,
+                             "lastState": {"terminated": {"exitCode": 0, "finishedAt": s10}}},
+                            {"name": "restartable-init-2", "ready": false, "state": {"running": {}}, "started": false}
+                        ],
+                        "containerStatuses": [{"ready": false, "restartCount": 0, "state": {"waiting": {}}}],
+                        "conditions": [{"type": "Initialized", "status": "False"}]
+                    }),
+                ),
+                ["test1", "0/3", "Init:1/2", "3 (10s ago)", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "test2"}),
+                    json!({"initContainers": sidecars, "containers": one()}),
+                    json!({
+                        "phase": "Running",
+                        "initContainerStatuses": [
+                            {"name": "restartable-init-1", "ready": false, "restartCount": 3, "state": {"running": {}}, "started": true,
+                             "lastState": {"terminated": {"exitCode": 0, "finishedAt": s10}}},
+                            {"name": "restartable-init-2", "ready": false, "state": {"running": {}}, "started": true}
+                        ],
+                        "containerStatuses": [with_last_termination(running(true, 4), ago(now, TimeDelta::seconds(20)))],
+                        "conditions": [{"type": "Initialized", "status": "True"}]
+                    }),
+                ),
+                ["test2", "1/3", "Running", "7 (10s ago)", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "test3"}),
+                    json!({"initContainers": sidecars, "containers": one()}),
+                    json!({
+                        "phase": "Succeeded",
+                        "initContainerStatuses": [
+                            {"name": "restartable-init-1", "ready": false, "restartCount": 3, "state": {"terminated": {"reason": "Error", "exitCode": 137}}, "started": false,
+                             "lastState": {"terminated": {"exitCode": 0, "finishedAt": s10}}},
+                            {"name": "restartable-init-2", "ready": false, "state": {"terminated": {"reason": "Error", "exitCode": 137}}, "started": false}
+                        ],
+                        "containerStatuses": [with_last_termination(
+                            json!({"ready": false, "restartCount": 4, "state": {"terminated": {"reason": "Completed", "exitCode": 0}}}),
+                            ago(now, TimeDelta::seconds(20)))],
+                        "conditions": [{"type": "Initialized", "status": "True"}]
+                    }),
+                ),
+                ["test3", "0/3", "Completed", "7 (10s ago)", "<unknown>"],
+            ),
+            (
+                pod(
+                    json!({"name": "test4"}),
+                    json!({
+                        "initContainers": [{"name": "init1", "image": "initimage"}, {"name": "sidecar1", "image": "sidecarimage", "restartPolicy": "Always"}],
+                        "containers": [{"name": "container1", "image": "containerimage"}]
+                    }),
+                    json!({
+                        "phase": "Running",
+                        "initContainerStatuses": [{"name": "initinvalid"}, {"name": "init1"}, {"name": "sidecar1"}],
+                        "containerStatuses": [{"name": "containerinvalid"}, {"name": "container1"}]
+                    }),
+                ),
+                ["test4", "0/2", "Init:0/2", "0", "<unknown>"],
+            ),
+        ];
+        for (obj, want) in cases {
+            assert_eq!(first5(POD.cells(&obj, now)), row(want), "{obj}");
+        }
+    }
+
+    // Cases from upstream TestPrintPodwide.
+    #[test]
+    fn print_pod_wide() {
+        let now = Utc::now();
+        let gates = json!([{"conditionType": "condition1"}, {"conditionType": "condition2"}, {"conditionType": "condition3"}]);
+        let conditions = json!([{"type": "condition1", "status": "False"}, {"type": "condition2", "status": "True"}]);
+        let p = pod(
+            json!({"name": "test1"}),
+            json!({"containers": two(), "nodeName": "test1", "readinessGates": gates}),
+            json!({
+                "conditions": conditions, "phase": "podPhase", "podIPs": [{"ip": "1.1.1.1"}, {"ip": "2001:db8::"}],
+                "containerStatuses": [running(true, 3), {"restartCount": 3}], "nominatedNodeName": "node1"
+            }),
+        );
+        assert_eq!(
+            POD.cells(&p, now),
+            vec![
+                json!("test1"),
+                json!("1/2"),
+                json!("podPhase"),
+                json!("6"),
+                json!("<unknown>"),
+                json!("1.1.1.1"),
+                json!("test1"),
+                json!("node1"),
+                json!("1/3")
+            ]
+        );
+        let p = pod(
+            json!({"name": "test2"}),
+            json!({"containers": two(), "nodeName": ""}),
+            json!({
+                "phase": "podPhase",
+                "containerStatuses": [running(true, 3), {"state": {"waiting": {"reason": "ContainerWaitingReason"}}, "restartCount": 3}]
+            }),
+        );
+        assert_eq!(
+            POD.cells(&p, now)[5..],
+            [
+                json!("<none>"),
+                json!("<none>"),
+                json!("<none>"),
+                json!("<none>")
+            ]
+        );
+        // v1 podIP alone (no podIPs) is what the internal object uses.
+        let p = pod(
+            json!({"name": "t"}),
+            json!({"containers": one()}),
+            json!({"podIP": "10.0.0.9"}),
+        );
+        assert_eq!(POD.cells(&p, now)[5], json!("10.0.0.9"));
+    }
+
+    // Cases from upstream TestPrintPodConditions.
+    #[test]
+    fn print_pod_conditions() {
+        let running_pod = pod(
+            json!({"name": "test1"}),
+            json!({"containers": two()}),
+            json!({"phase": "Running"}),
+        );
+        assert!(POD.conditions(&running_pod).is_empty());
+        let succeeded = pod(
+            json!({"name": "test1"}),
+            json!({"containers": two()}),
+            json!({"phase": "Succeeded"}),
+        );
+        assert_eq!(
+            POD.conditions(&succeeded),
+            vec![
+                json!({"type": "Completed", "status": "True", "reason": "Succeeded", "message": "The pod has completed successfully."})
+            ]
+        );
+        let failed = pod(
+            json!({"name": "test2"}),
+            json!({"containers": two()}),
+            json!({"phase": "Failed"}),
+        );
+        assert_eq!(
+            POD.conditions(&failed),
+            vec![
+                json!({"type": "Completed", "status": "True", "reason": "Failed", "message": "The pod failed."})
+            ]
+        );
+    }
+}
