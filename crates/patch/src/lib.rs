@@ -21,6 +21,8 @@ mod json_patch;
 mod managed;
 mod schema;
 mod strategic;
+#[cfg(test)]
+mod testschema;
 mod typed;
 
 pub use error::PatchError;
