@@ -4,6 +4,7 @@
 //! The table in `generated.rs` is produced by `tools/gen_schema.py` from the upstream
 //! `generated.proto` files and Go struct tags (k8s.io/api and k8s.io/apimachinery v0.35.7).
 
+#[rustfmt::skip]
 mod generated;
 
 pub(crate) use generated::{GROUP_VERSIONS, LIST_WRAPPERS, MESSAGES};
