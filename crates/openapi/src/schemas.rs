@@ -208,6 +208,25 @@ impl Schemas {
             gvks.insert(shared.to_owned(), list);
         }
 
+        // kube-openapi renders these two with `oneOf` in v3 (`OpenAPIV3OneOfTypes`).
+        if let Some(Value::Object(d)) = definitions.get_mut(INT_OR_STRING) {
+            d.remove("x-kubernetes-int-or-string");
+            d.remove("type");
+            d.insert("format".into(), "int-or-string".into());
+            d.insert(
+                "oneOf".into(),
+                json!([{"type": "integer"}, {"type": "string"}]),
+            );
+        }
+        if let Some(Value::Object(d)) = definitions.get_mut(QUANTITY) {
+            d.remove("x-kubernetes-int-or-string");
+            d.remove("type");
+            d.insert(
+                "oneOf".into(),
+                json!([{"type": "string"}, {"type": "number"}]),
+            );
+        }
+
         annotate(&mut definitions, &gvks);
         for schema in definitions.values_mut() {
             wrap_ref_siblings(schema);
@@ -219,6 +238,8 @@ impl Schemas {
 
 /// Definition name of `DeleteOptions`.
 pub(crate) const DELETE_OPTIONS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions";
+const INT_OR_STRING: &str = "io.k8s.apimachinery.pkg.util.intstr.IntOrString";
+const QUANTITY: &str = "io.k8s.apimachinery.pkg.api.resource.Quantity";
 /// Definition name of `WatchEvent`.
 pub(crate) const WATCH_EVENT: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent";
 
@@ -610,6 +631,19 @@ mod tests {
         assert_eq!(data["additionalProperties"]["format"], "byte");
         let cm = prop("io.k8s.api.core.v1.ConfigMap", "data");
         assert_eq!(cm["additionalProperties"]["type"], "string");
+    }
+
+    #[test]
+    fn int_or_string_and_quantity_use_one_of() {
+        let ios = schemas().get(INT_OR_STRING).expect("IntOrString");
+        assert_eq!(ios["format"], "int-or-string");
+        assert_eq!(
+            ios["oneOf"],
+            json!([{"type": "integer"}, {"type": "string"}])
+        );
+        assert!(ios.get("x-kubernetes-int-or-string").is_none());
+        let q = schemas().get(QUANTITY).expect("Quantity");
+        assert_eq!(q["oneOf"], json!([{"type": "string"}, {"type": "number"}]));
     }
 
     #[test]
