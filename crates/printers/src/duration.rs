@@ -112,59 +112,114 @@ pub fn translate_timestamp_since(t: Option<&DateTime<Utc>>, now: DateTime<Utc>) 
 mod tests {
     use super::*;
 
-    fn secs(s: i64) -> TimeDelta {
-        TimeDelta::seconds(s)
+    const NS: i64 = 1;
+    const MS: i64 = 1_000_000;
+    const SEC: i64 = 1_000 * MS;
+    const MIN: i64 = 60 * SEC;
+    const HOUR: i64 = 60 * MIN;
+    const DAY: i64 = 24 * HOUR;
+    const YEAR: i64 = 365 * DAY;
+
+    fn check(f: fn(TimeDelta) -> String, cases: &[(i64, &str)]) {
+        for (nanos, want) in cases {
+            assert_eq!(f(TimeDelta::nanoseconds(*nanos)), *want, "{nanos}ns");
+        }
     }
 
-    // Cases from upstream `duration_test.go` (TestHumanDuration).
+    // Upstream `duration_test.go`: TestHumanDuration.
     #[test]
     fn human_duration_matches_upstream() {
-        let cases: &[(TimeDelta, &str)] = &[
-            (secs(1), "1s"),
-            (secs(70), "70s"),
-            (secs(190), "3m10s"),
-            (secs(70 * 60), "70m"),
-            (TimeDelta::hours(47), "47h"),
-            (TimeDelta::hours(49), "2d1h"),
-            (TimeDelta::hours(8 * 24 + 2), "8d"),
-            (TimeDelta::hours(367 * 24), "367d"),
-            (TimeDelta::hours(365 * 24 * 3 + 24), "3y1d"),
-            (TimeDelta::hours(365 * 24 * 10 + 24), "10y"),
-            (secs(0), "0s"),
-            (secs(119), "119s"),
-            (secs(120), "2m"),
-            (secs(3 * 60 + 2), "3m2s"),
-            (secs(10 * 60 + 59), "10m"),
-            (secs(45 * 60), "45m"),
-            (secs(179 * 60 + 59), "179m"),
-            (secs(3 * 3600), "3h"),
-            (secs(5 * 3600 + 3 * 60 + 20), "5h3m"),
-            (TimeDelta::hours(8), "8h"),
-            (TimeDelta::hours(48), "2d"),
-            (TimeDelta::hours(2 * 365 * 24), "2y"),
-            (TimeDelta::milliseconds(-1500), "0s"),
-            (TimeDelta::milliseconds(-1999), "0s"),
-            (secs(-2), "<invalid>"),
-        ];
-        for (d, want) in cases {
-            assert_eq!(human_duration(*d), *want, "duration {d:?}");
-        }
+        check(
+            human_duration,
+            &[
+                (SEC, "1s"),
+                (70 * SEC, "70s"),
+                (190 * SEC, "3m10s"),
+                (70 * MIN, "70m"),
+                (47 * HOUR, "47h"),
+                (49 * HOUR, "2d1h"),
+                ((8 * 24 + 2) * HOUR, "8d"),
+                (367 * 24 * HOUR, "367d"),
+                ((365 * 2 * 24 + 25) * HOUR, "2y1d"),
+                ((365 * 8 * 24 + 2) * HOUR, "8y"),
+            ],
+        );
     }
 
+    // Upstream `duration_test.go`: TestHumanDurationBoundaries.
     #[test]
-    fn short_human_duration_matches_upstream() {
-        let cases: &[(TimeDelta, &str)] = &[
-            (secs(1), "1s"),
-            (secs(70), "1m"),
-            (secs(70 * 60), "1h"),
-            (TimeDelta::hours(47), "1d"),
-            (TimeDelta::hours(24 * 400), "1y"),
-            (secs(-1), "0s"),
-            (secs(-3), "<invalid>"),
-        ];
-        for (d, want) in cases {
-            assert_eq!(short_human_duration(*d), *want, "duration {d:?}");
-        }
+    fn human_duration_boundaries_match_upstream() {
+        check(
+            human_duration,
+            &[
+                (-2 * SEC, "<invalid>"),
+                (-2 * SEC + NS, "0s"),
+                (0, "0s"),
+                (SEC - MS, "0s"),
+                (2 * MIN - MS, "119s"),
+                (2 * MIN, "2m"),
+                (2 * MIN + SEC, "2m1s"),
+                (10 * MIN - MS, "9m59s"),
+                (10 * MIN, "10m"),
+                (10 * MIN + SEC, "10m"),
+                (3 * HOUR - MS, "179m"),
+                (3 * HOUR, "3h"),
+                (3 * HOUR + MIN, "3h1m"),
+                (8 * HOUR - MS, "7h59m"),
+                (8 * HOUR, "8h"),
+                (8 * HOUR + 59 * MIN, "8h"),
+                (2 * DAY - MS, "47h"),
+                (2 * DAY, "2d"),
+                (2 * DAY + HOUR, "2d1h"),
+                (8 * DAY - MS, "7d23h"),
+                (8 * DAY, "8d"),
+                (8 * DAY + 23 * HOUR, "8d"),
+                (2 * YEAR - MS, "729d"),
+                (2 * YEAR, "2y"),
+                (2 * YEAR + 23 * HOUR, "2y"),
+                (2 * YEAR + 23 * HOUR + 59 * MIN, "2y"),
+                (2 * YEAR + 24 * HOUR - MS, "2y"),
+                (2 * YEAR + 24 * HOUR, "2y1d"),
+                (3 * YEAR, "3y"),
+                (4 * YEAR, "4y"),
+                (5 * YEAR, "5y"),
+                (6 * YEAR, "6y"),
+                (7 * YEAR, "7y"),
+                (8 * YEAR - MS, "7y364d"),
+                (8 * YEAR, "8y"),
+                (8 * YEAR + 364 * DAY, "8y"),
+                (9 * YEAR, "9y"),
+            ],
+        );
+    }
+
+    // Upstream `duration_test.go`: TestShortHumanDurationBoundaries.
+    #[test]
+    fn short_human_duration_boundaries_match_upstream() {
+        check(
+            short_human_duration,
+            &[
+                (-2 * SEC, "<invalid>"),
+                (-2 * SEC + NS, "0s"),
+                (0, "0s"),
+                (SEC - MS, "0s"),
+                (SEC, "1s"),
+                (2 * SEC - MS, "1s"),
+                (MIN - MS, "59s"),
+                (MIN, "1m"),
+                (2 * MIN - MS, "1m"),
+                (HOUR - MS, "59m"),
+                (HOUR, "1h"),
+                (2 * HOUR - MS, "1h"),
+                (DAY - MS, "23h"),
+                (DAY, "1d"),
+                (2 * DAY - MS, "1d"),
+                (YEAR - MS, "364d"),
+                (YEAR, "1y"),
+                (2 * YEAR - MS, "1y"),
+                (2 * YEAR, "2y"),
+            ],
+        );
     }
 
     #[test]

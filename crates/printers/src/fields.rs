@@ -517,6 +517,94 @@ mod tests {
         }
     }
 
+    // Upstream fields/selector_test.go: TestSplitTerms, TestSplitTerm, TestEscapeValue,
+    // TestSelectorParse, TestSelectorMatches.
+    #[test]
+    fn upstream_field_selector_tests() {
+        let split: &[(&str, &[&str])] = &[
+            (r"a", &[r"a"]),
+            (
+                r"a=avalue,b==bvalue,c!=cvalue",
+                &[r"a=avalue", r"b==bvalue", r"c!=cvalue"],
+            ),
+            (r"", &[]),
+            (r"a=a,", &[r"a=a", r""]),
+            (r",a=a", &[r"", r"a=a"]),
+            (r"k=\,,k2=v2", &[r"k=\,", r"k2=v2"]),
+            (r"k=\\,k2=v2", &[r"k=\\", r"k2=v2"]),
+            (r"k=\\\,,k2=v2", &[r"k=\\\,", r"k2=v2"]),
+            (r"k=\a\b\", &[r"k=\a\b\"]),
+            (r"k=\", &[r"k=\"]),
+            ("함=수,목=록", &["함=수", "목=록"]),
+        ];
+        for (input, want) in split {
+            assert_eq!(split_terms(input), *want, "{input}");
+        }
+        assert_eq!(split_term(""), None);
+        assert_eq!(
+            split_term(r"k=\\\a\b\=\,\"),
+            Some(("k", "=", r"\\\a\b\=\,\"))
+        );
+        assert_eq!(split_term("함=수"), Some(("함", "=", "수")));
+        for (raw, escaped) in [
+            ("", ""),
+            ("a", "a"),
+            ("=", r"\="),
+            (",", r"\,"),
+            (r"\", r"\\"),
+            (r"\=\,\", r"\\\=\\\,\\"),
+        ] {
+            assert_eq!(escape_value(raw), escaped);
+            assert_eq!(unescape_value(escaped).as_deref(), Ok(raw));
+        }
+        for invalid in [r"\", r"\\\", r"\a"] {
+            assert!(
+                unescape_value(invalid)
+                    .expect_err("invalid")
+                    .to_string()
+                    .contains("invalid escape sequence")
+            );
+        }
+        for good in ["x=a,y=b,z=c", "", "x!=a,y=b", r"x=a||y\=b", r"x=a\=\=b"] {
+            assert_eq!(FieldSelector::parse(good).expect("good").to_string(), good);
+        }
+        for bad in [
+            "x=a||y=b",
+            "x==a==b",
+            "x=a,b",
+            "x in (a)",
+            "x in (a,b,c)",
+            "x",
+        ] {
+            assert!(FieldSelector::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            FieldSelector::parse("x=a,a=x").expect("valid").to_string(),
+            FieldSelector::parse("a=x,x=a").expect("valid").to_string()
+        );
+        let fieldset = |f: &str| match f {
+            "foo" => Some("bar".to_string()),
+            "baz" => Some("blah".to_string()),
+            "complex" => Some(r"=value\,\".to_string()),
+            _ => None,
+        };
+        let m = |sel: &str| FieldSelector::parse(sel).expect("valid").matches(fieldset);
+        assert!(m("foo=bar,baz=blah"));
+        assert!(m(r"foo=bar,baz=blah,complex=\=value\\\,\\"));
+        assert!(!m("foo=blah"));
+        assert!(!m("foo=bar,foobar=bar,baz=blah"));
+        let one = FieldSelector::one_term_equal("x", "y");
+        assert!(one.matches(|_| Some("y".to_string())));
+        assert!(!one.matches(|_| Some("z".to_string())));
+        assert_eq!(one.requires_exact_match("x"), Some("y"));
+        assert_eq!(
+            FieldSelector::parse("x!=y")
+                .expect("valid")
+                .requires_exact_match("x"),
+            None
+        );
+    }
+
     #[test]
     fn parse_errors_match_upstream() {
         let err = |s: &str| FieldSelector::parse(s).expect_err("must fail").to_string();

@@ -970,6 +970,98 @@ mod tests {
         }
     }
 
+    // Upstream selector_test.go: TestSelectorParse, TestSelectorMatches,
+    // TestSetSelectorParser (valid inputs), TestRequirementConstructor.
+    #[test]
+    fn upstream_selector_tests() {
+        for good in [
+            "x=a,y=b,z=c",
+            "",
+            "x!=a,y=b",
+            "x=",
+            "x= ",
+            "x=,z= ",
+            "x= ,z= ",
+            "!x",
+            "x>1",
+            "x>1,z<5",
+        ] {
+            let sel = Selector::parse(good).expect("good selector");
+            assert_eq!(sel.to_string(), good.replace(' ', ""), "input {good:?}");
+        }
+        for bad in ["x=a||y=b", "x==a==b", "!x=a", "x<a"] {
+            assert!(Selector::parse(bad).is_err(), "{bad:?}");
+        }
+        let yes = |sel: &str, l: &[(&str, &str)]| {
+            assert!(
+                Selector::parse(sel).expect("valid").matches(&set(l)),
+                "{sel} ~ {l:?}"
+            );
+        };
+        let no = |sel: &str, l: &[(&str, &str)]| {
+            assert!(
+                !Selector::parse(sel).expect("valid").matches(&set(l)),
+                "{sel} !~ {l:?}"
+            );
+        };
+        yes("", &[("x", "y")]);
+        yes("x=y", &[("x", "y")]);
+        yes("x=y,z=w", &[("x", "y"), ("z", "w")]);
+        yes("x!=y,z!=w", &[("x", "z"), ("z", "a")]);
+        yes("notin=in", &[("notin", "in")]);
+        yes("x", &[("x", "z")]);
+        yes("!x", &[("y", "z")]);
+        yes("x>1", &[("x", "2")]);
+        yes("x<1", &[("x", "0")]);
+        no("x=z", &[]);
+        no("x=y", &[("x", "z")]);
+        no("x=y,z=w", &[("x", "w"), ("z", "w")]);
+        no("x!=y,z!=w", &[("x", "z"), ("z", "w")]);
+        no("x", &[("y", "z")]);
+        no("!x", &[("x", "z")]);
+        no("x>1", &[("x", "0")]);
+        no("x<1", &[("x", "2")]);
+        no(
+            "foo=bar,foobar=bar,baz=blah",
+            &[("foo", "bar"), ("baz", "blah")],
+        );
+        no("z>1", &[("z", "v2")]);
+        yes("x notin (),y", &[("y", "")]);
+        no("x in ()", &[("y", "baz")]);
+
+        for (input, want) in [
+            ("\rx", "x"),
+            (
+                "this-is-a-dns.domain.com/key-with-dash",
+                "this-is-a-dns.domain.com/key-with-dash",
+            ),
+            (
+                "0.1.2.domain/99 notin (10.10.100.1, tick.tack.clock)",
+                "0.1.2.domain/99 notin (10.10.100.1,tick.tack.clock)",
+            ),
+            ("foo  in\t (abc)", "foo in (abc)"),
+            ("x notin\n (abc)", "x notin (abc)"),
+            ("x in (abc,)", "x in (,abc)"),
+            (
+                "x notin (abc,def),bar,z in (),w",
+                "bar,w,x notin (abc,def),z in ()",
+            ),
+            ("x,y in (a)", "x,y in (a)"),
+        ] {
+            let input = input
+                .replace("\\r", "\r")
+                .replace("\\t", "\t")
+                .replace("\\n", "\n");
+            assert_eq!(Selector::parse(&input).expect("valid").to_string(), want);
+        }
+
+        assert!(Requirement::new("1foo", Operator::In, vec!["bar".into()]).is_ok());
+        assert!(Requirement::new("1234", Operator::In, vec!["bar".into()]).is_ok());
+        assert!(Requirement::new("x", Operator::In, vec![]).is_err());
+        assert!(Requirement::new("foo", Operator::GreaterThan, vec!["bar".into()]).is_err());
+        assert!(Requirement::new(&"a".repeat(254), Operator::Exists, vec![]).is_err());
+    }
+
     #[test]
     fn rejects_invalid_selectors() {
         for input in [
