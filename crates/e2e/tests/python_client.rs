@@ -27,7 +27,8 @@ fn python_client_creates_lists_watches_patches_and_deletes() {
     cmd.arg(&script)
         .arg(srv.kubeconfig_path())
         .arg(&ns)
-        .env("PYTHONUNBUFFERED", "1");
+        .env("PYTHONUNBUFFERED", "1")
+        .env("PYTHONDONTWRITEBYTECODE", "1");
     let out = match testsupport::process::run_with_timeout(cmd, None, Duration::from_secs(180)) {
         Ok(Ok(out)) => out,
         Ok(Err(timed_out)) => panic!("python client test: {timed_out}"),
