@@ -1,1 +1,244 @@
-//! The Kubernetes API server: generic registry, per-kind strategies, watch cache, discovery, OpenAPI, tables, patch/apply
+//! The Kubernetes API server of r8s.
+//!
+//! A request flows: TLS + authentication ([`server`]) → path parsing into a resource target
+//! ([`handlers`]) → content negotiation ([`handlers::negotiate`]) → the generic verbs
+//! ([`handlers::read`] served from the watch cache [`cacher`]; [`handlers::write`] through the
+//! kind's [`registry::Strategy`] into the [`store`]) → a JSON, Table or Status response.
+//! Discovery ([`discovery`]), OpenAPI and Tables are derived from the same [`registry`].
+
+pub mod cacher;
+pub mod conversion;
+pub mod discovery;
+pub mod error;
+pub mod handlers;
+pub mod meta_validation;
+pub mod metrics;
+pub mod namespace_lifecycle;
+pub mod object;
+pub mod patching;
+pub mod pki;
+pub mod registry;
+pub mod server;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use store::Store;
+use tokio_util::sync::CancellationToken;
+
+use crate::cacher::Cacher;
+use crate::registry::Registry;
+
+/// API server configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Data directory (certificates, kubeconfig).
+    pub data_dir: PathBuf,
+    /// Address to listen on.
+    pub bind_address: IpAddr,
+    /// HTTPS port (0 = any free port).
+    pub https_port: u16,
+    /// Extra subject alternative names for the serving certificate.
+    pub tls_sans: Vec<String>,
+}
+
+/// Errors starting the API server.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiServerError {
+    /// Certificates could not be created or loaded.
+    #[error(transparent)]
+    Pki(#[from] pki::PkiError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] store::StoreError),
+    /// Listening failed.
+    #[error("listen on {addr}: {source}")]
+    Listen {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Everything a request handler needs.
+pub struct ApiState {
+    /// Served kinds.
+    pub registry: Arc<Registry>,
+    /// The store (writes).
+    pub store: Arc<dyn Store>,
+    /// The watch cache (reads).
+    pub cacher: Arc<Cacher>,
+    /// Request metrics.
+    pub metrics: metrics::Metrics,
+    /// Cancelled on shutdown (ends watches).
+    pub shutdown: CancellationToken,
+    /// Static bearer tokens.
+    pub tokens: HashMap<String, server::User>,
+    /// `host:port` for legacy discovery.
+    pub server_address: String,
+    /// Set once bootstrap is done.
+    pub ready: AtomicBool,
+    /// The OpenAPI v3 index.
+    pub openapi_index: Value,
+    openapi_docs: Mutex<HashMap<(String, String), Bytes>>,
+    openapi_kinds: Vec<openapi::KindInfo>,
+}
+
+impl ApiState {
+    /// Builds the state over a started cache.
+    pub fn new(
+        registry: Arc<Registry>,
+        store: Arc<dyn Store>,
+        cacher: Arc<Cacher>,
+        shutdown: CancellationToken,
+        tokens: HashMap<String, server::User>,
+        server_address: String,
+    ) -> ApiState {
+        let openapi_kinds: Vec<openapi::KindInfo> = registry
+            .all()
+            .iter()
+            .map(|r| openapi::KindInfo {
+                group: r.group.to_string(),
+                version: r.version.to_string(),
+                kind: r.kind.to_string(),
+                plural: r.resource.to_string(),
+                namespaced: r.namespaced,
+                subresources: r
+                    .subresources
+                    .iter()
+                    .map(|s| s.name().to_string())
+                    .collect(),
+                verbs: r.verbs().iter().map(|s| s.to_string()).collect(),
+            })
+            .collect();
+        let openapi_index = openapi::index_document(&openapi_kinds);
+        ApiState {
+            registry,
+            store,
+            cacher,
+            metrics: metrics::Metrics::default(),
+            shutdown,
+            tokens,
+            server_address,
+            ready: AtomicBool::new(false),
+            openapi_index,
+            openapi_docs: Mutex::new(HashMap::new()),
+            openapi_kinds,
+        }
+    }
+
+    /// The OpenAPI v3 document of a group-version (built once, then cached).
+    pub fn openapi_doc(&self, group: &str, version: &str) -> Option<Bytes> {
+        let key = (group.to_string(), version.to_string());
+        if let Some(b) = self.openapi_docs.lock().get(&key) {
+            return Some(b.clone());
+        }
+        let doc = openapi::group_version_document_shared(&self.openapi_kinds, group, version)?;
+        let bytes = Bytes::copy_from_slice(&doc.bytes);
+        self.openapi_docs.lock().insert(key, bytes.clone());
+        Some(bytes)
+    }
+}
+
+/// The namespaces that exist from the start.
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Creates the system namespaces if missing.
+pub async fn bootstrap(state: &ApiState) -> Result<(), error::ApiError> {
+    let Some(nsr) = state.registry.get("", "v1", "namespaces").cloned() else {
+        return Ok(());
+    };
+    state.cacher.wait_fresh().await?;
+    for ns in SYSTEM_NAMESPACES {
+        if state.cacher.get(&nsr, &nsr.key(None, ns)).is_some() {
+            continue;
+        }
+        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}}});
+        match handlers::write::create_object(state, &nsr, None, obj, Some("r8s"), false).await {
+            Ok(_) => {}
+            Err(e) if e.code == 409 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A running API server.
+pub struct Running {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Shared state.
+    pub state: Arc<ApiState>,
+    /// The serving task.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the API server: PKI, kubeconfig, watch cache, bootstrap, HTTPS.
+pub async fn start(
+    cfg: Config,
+    store: Arc<dyn Store>,
+    shutdown: CancellationToken,
+) -> Result<Running, ApiServerError> {
+    let pki = pki::Pki::at(&cfg.data_dir);
+    let mut sans = cfg.tls_sans.clone();
+    if !cfg.bind_address.is_unspecified() {
+        sans.push(cfg.bind_address.to_string());
+    }
+    pki.ensure(&sans)?;
+    let tls = pki.server_config()?;
+    let tokens = pki
+        .load_tokens()?
+        .into_iter()
+        .map(|(t, name, groups)| (t, server::User { name, groups }))
+        .collect();
+
+    let addr = SocketAddr::new(cfg.bind_address, cfg.https_port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ApiServerError::Listen { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ApiServerError::Listen { addr, source })?;
+    let host = if cfg.bind_address.is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        cfg.bind_address.to_string()
+    };
+    let server_url = format!("https://{host}:{}", addr.port());
+    pki.write_admin_kubeconfig(&cfg.data_dir.join("kubeconfig.yaml"), &server_url)?;
+
+    let registry = Arc::new(Registry::builtin());
+    let cacher = Cacher::start(
+        store.clone(),
+        registry.clone(),
+        handlers::read::extract_fields,
+        shutdown.clone(),
+    )
+    .await?;
+    let state = Arc::new(ApiState::new(
+        registry,
+        store,
+        cacher,
+        shutdown.clone(),
+        tokens,
+        format!("{host}:{}", addr.port()),
+    ));
+    let app = server::router(state.clone());
+    let task = tokio::spawn(server::serve_tls(listener, tls, app, shutdown.clone()));
+    if let Err(e) = bootstrap(&state).await {
+        tracing::error!(error = %e, "bootstrap of system namespaces failed");
+    }
+    tokio::spawn(namespace_lifecycle::run(state.clone(), shutdown.clone()));
+    state.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    tracing::info!(%addr, "API server ready");
+    Ok(Running { addr, state, task })
+}

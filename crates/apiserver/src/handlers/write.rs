@@ -1,0 +1,1114 @@
+//! POST, PUT, PATCH and DELETE: the generic write pipeline (upstream
+//! `registry/generic/registry/store.go` with `rest.BeforeCreate`/`BeforeUpdate`).
+//!
+//! Order on create: decode → typed round trip (unknown fields per `fieldValidation`) → system
+//! metadata → strategy defaulting → strategy validation + ObjectMeta validation (all errors,
+//! 422) → managed fields → store (unless `dryRun`). Updates read the current object from the
+//! watch cache and write with compare-and-swap on its revision, retrying on conflicts when the
+//! client gave no `resourceVersion` (upstream `GuaranteedUpdate`).
+
+use std::sync::Arc;
+
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde_json::{Value, json};
+use store::{Revision, StoreError};
+
+use super::negotiate::{self, BodyFormat};
+use super::{Query, Target, json_value};
+use crate::ApiState;
+use crate::error::{ApiError, Cause};
+use crate::object;
+use crate::registry::strategy::StrategyCtx;
+use crate::registry::{ResourceInfo, Subresource};
+
+/// `fieldValidation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldValidation {
+    /// Drop unknown fields silently.
+    Ignore,
+    /// Drop them with a warning.
+    Warn,
+    /// Reject.
+    Strict,
+}
+
+impl FieldValidation {
+    /// From the query (default Warn, like upstream when unset... upstream defaults to Warn).
+    pub fn from_query(q: &Query) -> Result<FieldValidation, ApiError> {
+        match q.get("fieldValidation") {
+            None | Some("Warn") => Ok(FieldValidation::Warn),
+            Some("Strict") => Ok(FieldValidation::Strict),
+            Some("Ignore") => Ok(FieldValidation::Ignore),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "fieldValidation parameter unsupported: {other}. Supported values are: Ignore, Warn, Strict"
+            ))),
+        }
+    }
+}
+
+/// Collected `Warning` headers.
+#[derive(Debug, Default)]
+pub struct Warnings(pub Vec<String>);
+
+impl Warnings {
+    fn apply(&self, resp: &mut Response) {
+        for w in &self.0 {
+            let text = format!("299 - {}", json!(w));
+            if let Ok(v) = HeaderValue::from_str(&text) {
+                resp.headers_mut().append(http::header::WARNING, v);
+            }
+        }
+    }
+}
+
+/// Paths present in `input` but dropped by the typed round trip (unknown fields).
+pub fn unknown_fields(input: &Value, output: &Value, path: &str, out: &mut Vec<String>) {
+    match (input, output) {
+        (Value::Object(i), Value::Object(o)) => {
+            for (k, v) in i {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match o.get(k) {
+                    Some(ov) => unknown_fields(v, ov, &p, out),
+                    None if v.is_null() => {}
+                    None => out.push(p),
+                }
+            }
+        }
+        (Value::Array(i), Value::Array(o)) => {
+            for (idx, (iv, ov)) in i.iter().zip(o.iter()).enumerate() {
+                unknown_fields(iv, ov, &format!("{path}[{idx}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Round trip through the typed form, honouring `fieldValidation`.
+pub fn normalize(
+    r: &ResourceInfo,
+    input: &Value,
+    fv: FieldValidation,
+    warnings: &mut Warnings,
+    patch_request: bool,
+) -> Result<Value, ApiError> {
+    let (typed_input, storage_conv) = match crate::conversion::to_storage(r) {
+        Some(conv) => (input.clone(), Some(conv)),
+        None => (input.clone(), None),
+    };
+    let out = (r.round_trip)(&typed_input).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{kind} in version \"{v}\" cannot be handled as a {kind}: {e}",
+            kind = r.kind,
+            v = r.version
+        ))
+    })?;
+    let mut unknown = Vec::new();
+    unknown_fields(&typed_input, &out, "", &mut unknown);
+    if !unknown.is_empty() {
+        match fv {
+            FieldValidation::Ignore => {}
+            FieldValidation::Warn => {
+                for u in &unknown {
+                    warnings.0.push(format!("unknown field \"{u}\""));
+                }
+            }
+            FieldValidation::Strict => {
+                let msg = unknown
+                    .iter()
+                    .map(|u| format!("unknown field \"{u}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if patch_request {
+                    return Err(ApiError::invalid(
+                        r.group,
+                        r.kind,
+                        "",
+                        vec![Cause {
+                            reason: "FieldValueInvalid".into(),
+                            message: format!(
+                                "Invalid value: \"{msg}\": strict decoding error: {msg}"
+                            ),
+                            field: "patch".into(),
+                        }],
+                    ));
+                }
+                return Err(ApiError::bad_request(format!(
+                    "{kind} in version \"{v}\" cannot be handled as a {kind}: strict decoding error: {msg}",
+                    kind = r.kind,
+                    v = r.version
+                )));
+            }
+        }
+    }
+    Ok(match storage_conv {
+        Some(conv) => conv(out),
+        None => out,
+    })
+}
+
+fn invalid(r: &ResourceInfo, name: &str, errs: api::field::ErrorList) -> ApiError {
+    ApiError::invalid(
+        r.group,
+        r.kind,
+        name,
+        errs.iter()
+            .map(|e| Cause {
+                reason: e.reason().to_string(),
+                message: e.body(),
+                field: e.field.clone(),
+            })
+            .collect(),
+    )
+}
+
+/// Checks `apiVersion`/`kind` of a body against the resource (filling them in when absent).
+fn check_type(r: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
+    let expected_av = r.api_version();
+    let av = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+    if !av.is_empty() && av != expected_av {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({av}) does not match the expected API version ({expected_av})"
+        )));
+    }
+    if !kind.is_empty() && kind != r.kind {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({kind}) does not match the expected kind ({})",
+            r.kind
+        )));
+    }
+    if let Some(o) = obj.as_object_mut() {
+        o.insert("apiVersion".into(), json!(expected_av));
+        o.insert("kind".into(), json!(r.kind));
+    }
+    Ok(())
+}
+
+/// Ensures the namespace of a namespaced create exists and is not terminating.
+async fn check_namespace(
+    state: &ApiState,
+    r: &ResourceInfo,
+    ns: Option<&str>,
+) -> Result<(), ApiError> {
+    if !r.namespaced {
+        return Ok(());
+    }
+    let Some(ns) = ns else {
+        return Err(ApiError::bad_request(
+            "the namespace of the object must be set",
+        ));
+    };
+    let Some(nsr) = state.registry.get("", "v1", "namespaces") else {
+        return Ok(());
+    };
+    let key = nsr.key(None, ns);
+    let mut found = state.cacher.get(nsr, &key);
+    if found.is_none() {
+        state.cacher.wait_fresh().await?;
+        found = state.cacher.get(nsr, &key);
+    }
+    match found {
+        None => Err(ApiError::not_found(nsr.qualified(), ns)),
+        Some(o) => {
+            let v = o.value();
+            if object::is_deleting(&v) {
+                Err(ApiError::forbidden(format!(
+                    "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                    r.qualified().display(),
+                    object::name(&v)
+                )))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+fn dry_run(q: &Query) -> Result<bool, ApiError> {
+    match q.get("dryRun") {
+        None => Ok(false),
+        Some("All") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "Invalid dryRun value: {other}. Supported values are: All"
+        ))),
+    }
+}
+
+fn field_manager(q: &Query, headers: &HeaderMap) -> String {
+    if let Some(m) = q.get("fieldManager") {
+        return m.to_string();
+    }
+    // Upstream derives it from the user agent: the part before the first '/'.
+    headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.split('/').next().unwrap_or("").to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The result of a successful write.
+pub struct Written {
+    /// The object as stored, with its resourceVersion.
+    pub obj: Value,
+    /// The revision of the write.
+    pub rv: Revision,
+}
+
+/// Creates an object (already decoded and normalized). Used by POST, apply-create and internal
+/// callers.
+pub async fn create_object(
+    state: &ApiState,
+    r: &ResourceInfo,
+    ns: Option<&str>,
+    mut obj: Value,
+    manager: Option<&str>,
+    dry: bool,
+) -> Result<Written, ApiError> {
+    if r.namespaced {
+        let body_ns = object::meta_str(&obj, "namespace").unwrap_or("");
+        if let Some(ns) = ns
+            && !body_ns.is_empty()
+            && body_ns != ns
+        {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+    }
+    let name_given = !object::name(&obj).is_empty();
+    let gen_given = object::meta_str(&obj, "generateName").is_some_and(|g| !g.is_empty());
+    if !name_given && !gen_given {
+        return Err(invalid(
+            r,
+            "",
+            vec![api::field::required(
+                &api::field::Path::new("metadata").child("name"),
+                "name or generateName is required",
+            )],
+        ));
+    }
+    check_namespace(state, r, ns).await?;
+    let strategy = r.strategy.clone();
+    object::prepare_create_meta(
+        &mut obj,
+        if r.namespaced { ns } else { None },
+        strategy.tracks_generation(),
+    );
+    strategy.prepare_for_create(&mut obj, StrategyCtx { namespace: ns });
+    let mut errs = strategy.validate(&obj);
+    errs.extend(crate::meta_validation::validate_object_meta(r, &obj));
+    if !errs.is_empty() {
+        let name = object::name(&obj).to_string();
+        return Err(invalid(r, &name, errs));
+    }
+    if let Some(m) = manager {
+        crate::patching::track_create(r, &mut obj, m);
+    }
+    let name = object::name(&obj).to_string();
+    if dry {
+        return Ok(Written { obj, rv: 0 });
+    }
+    let mut attempts = 0;
+    loop {
+        let key = r.key(if r.namespaced { ns } else { None }, object::name(&obj));
+        let bytes = Bytes::from(serde_json::to_vec(&obj).map_err(ApiError::internal)?);
+        match state.store.create(&key, bytes).await {
+            Ok(rv) => {
+                object::set_resource_version(&mut obj, rv);
+                return Ok(Written { obj, rv });
+            }
+            Err(StoreError::AlreadyExists(_)) if !name_given && attempts < 5 => {
+                attempts += 1;
+                object::meta_mut(&mut obj).remove("name");
+                object::prepare_create_meta(
+                    &mut obj,
+                    if r.namespaced { ns } else { None },
+                    strategy.tracks_generation(),
+                );
+            }
+            Err(StoreError::AlreadyExists(_)) => {
+                return Err(ApiError::already_exists(r.qualified(), &name));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// POST to a collection.
+pub async fn create(
+    state: &Arc<ApiState>,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let fv = FieldValidation::from_query(q)?;
+    let dry = dry_run(q)?;
+    let format = negotiate::body_format(headers)?;
+    let mut obj = negotiate::decode(body, format, t.r.kind)?;
+    check_type(&t.r, &mut obj)?;
+    let mut warnings = Warnings::default();
+    let obj = normalize(&t.r, &obj, fv, &mut warnings, false)?;
+    let manager = field_manager(q, headers);
+    let w = create_object(
+        state,
+        &t.r,
+        t.namespace.as_deref(),
+        obj,
+        Some(&manager),
+        dry,
+    )
+    .await?;
+    let mut resp = json_value(
+        StatusCode::CREATED,
+        &crate::conversion::present(&t.r, w.obj),
+    );
+    warnings.apply(&mut resp);
+    Ok(resp)
+}
+
+/// What an update computes from the current object.
+pub enum UpdateOutcome {
+    /// Store this object.
+    Write(Value),
+    /// Nothing to do (return the current object unchanged).
+    Unchanged,
+}
+
+/// Reads the current object and writes `f(current)` with compare-and-swap, retrying on
+/// conflicts (upstream `GuaranteedUpdate`). `precondition`: the client's resourceVersion.
+/// If the new object is being deleted and has no finalizers left, it is deleted instead.
+pub async fn guaranteed_update<F>(
+    state: &ApiState,
+    r: &ResourceInfo,
+    key: &str,
+    name: &str,
+    precondition: Option<Revision>,
+    dry: bool,
+    mut f: F,
+) -> Result<Written, ApiError>
+where
+    F: FnMut(Option<&Value>) -> Result<UpdateOutcome, ApiError>,
+{
+    let mut waited_fresh = false;
+    for _ in 0..16 {
+        if let Some(p) = precondition {
+            state.cacher.wait_for(p).await.ok();
+        }
+        let cur = state.cacher.get(r, key);
+        let cur_v = cur.as_ref().map(|c| c.value());
+        if let (Some(p), Some(c)) = (precondition, &cur)
+            && p != c.rv
+        {
+            if p > c.rv || !waited_fresh {
+                state.cacher.wait_fresh().await?;
+                waited_fresh = true;
+                continue;
+            }
+            return Err(ApiError::conflict(r.qualified(), name));
+        }
+        if cur.is_none() && !waited_fresh {
+            state.cacher.wait_fresh().await?;
+            waited_fresh = true;
+            continue;
+        }
+        let outcome = f(cur_v.as_ref())?;
+        let mut new = match outcome {
+            UpdateOutcome::Unchanged => {
+                return cur_v
+                    .map(|obj| Written {
+                        rv: cur.as_ref().map(|c| c.rv).unwrap_or(0),
+                        obj,
+                    })
+                    .ok_or_else(|| ApiError::not_found(r.qualified(), name));
+            }
+            UpdateOutcome::Write(v) => v,
+        };
+        let Some(cur) = cur else {
+            // Create on update (allowed by the caller's closure).
+            if dry {
+                return Ok(Written { obj: new, rv: 0 });
+            }
+            object::clear_resource_version(&mut new);
+            let bytes = Bytes::from(serde_json::to_vec(&new).map_err(ApiError::internal)?);
+            match state.store.create(key, bytes).await {
+                Ok(rv) => {
+                    object::set_resource_version(&mut new, rv);
+                    return Ok(Written { obj: new, rv });
+                }
+                Err(StoreError::AlreadyExists(_)) => {
+                    state.cacher.wait_fresh().await?;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        object::clear_resource_version(&mut new);
+        let mut old_cmp = cur_v.clone().unwrap_or(Value::Null);
+        object::clear_resource_version(&mut old_cmp);
+        if new == old_cmp {
+            let mut obj = new;
+            object::set_resource_version(&mut obj, cur.rv);
+            return Ok(Written { obj, rv: cur.rv });
+        }
+        if dry {
+            object::set_resource_version(&mut new, cur.rv);
+            return Ok(Written {
+                obj: new,
+                rv: cur.rv,
+            });
+        }
+        let finalize = ready_to_remove(&new);
+        let res = if finalize {
+            state
+                .store
+                .delete(key, Some(cur.rv))
+                .await
+                .map(|(rv, _)| rv)
+        } else {
+            let bytes = Bytes::from(serde_json::to_vec(&new).map_err(ApiError::internal)?);
+            state.store.update(key, bytes, cur.rv).await
+        };
+        match res {
+            Ok(rv) => {
+                object::set_resource_version(&mut new, rv);
+                return Ok(Written { obj: new, rv });
+            }
+            Err(StoreError::Conflict { actual, .. }) => {
+                if precondition.is_some() {
+                    return Err(ApiError::conflict(r.qualified(), name));
+                }
+                state.cacher.wait_for(actual).await.ok();
+            }
+            Err(StoreError::NotFound(_)) => {
+                state.cacher.wait_fresh().await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::conflict(r.qualified(), name))
+}
+
+/// Applies the update rules of a kind to a full new object: system metadata kept, status or
+/// spec kept depending on the subresource, generation bumped on spec change, defaulting and
+/// validation.
+pub fn prepare_update(
+    r: &ResourceInfo,
+    sub: Option<Subresource>,
+    mut new: Value,
+    old: &Value,
+) -> Result<Value, ApiError> {
+    let strategy = &r.strategy;
+    object::keep_update_meta(&mut new, old);
+    let name = object::name(old).to_string();
+    if strategy.has_status_subresource() {
+        match sub {
+            Some(Subresource::Status) => {
+                // Only status changes (and metadata except spec-owned parts).
+                let mut merged = old.clone();
+                if let Some(s) = new.get("status") {
+                    merged["status"] = s.clone();
+                } else if let Some(o) = merged.as_object_mut() {
+                    o.remove("status");
+                }
+                // Status writers may update annotations/labels-free metadata fields like
+                // managedFields; keep the old metadata otherwise.
+                if let Some(mf) = new.pointer("/metadata/managedFields").cloned() {
+                    object::meta_mut(&mut merged).insert("managedFields".into(), mf);
+                }
+                if r.resource == "namespaces"
+                    && let Some(spec) = new.get("spec")
+                {
+                    // namespaces/finalize changes spec.finalizers.
+                    merged["spec"] = spec.clone();
+                }
+                let errs = strategy.validate_status_update(&merged, old);
+                if !errs.is_empty() {
+                    return Err(invalid(r, &name, errs));
+                }
+                return Ok(merged);
+            }
+            _ => match old.get("status") {
+                Some(s) => new["status"] = s.clone(),
+                None => {
+                    if let Some(o) = new.as_object_mut() {
+                        o.remove("status");
+                    }
+                }
+            },
+        }
+    }
+    strategy.prepare_for_update(&mut new, old);
+    if strategy.tracks_generation() {
+        let gen_old = old
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        let spec_changed = new.get("spec") != old.get("spec")
+            || (r.resource == "deployments"
+                && new.pointer("/metadata/annotations") != old.pointer("/metadata/annotations"));
+        let g = if spec_changed { gen_old + 1 } else { gen_old };
+        object::meta_mut(&mut new).insert("generation".into(), json!(g));
+    }
+    let mut errs = strategy.validate_update(&new, old);
+    errs.extend(crate::meta_validation::validate_object_meta(r, &new));
+    errs.extend(crate::meta_validation::validate_object_meta_update(
+        &new, old,
+    ));
+    if !errs.is_empty() {
+        return Err(invalid(r, &name, errs));
+    }
+    Ok(new)
+}
+
+/// Whether an object marked for deletion can be removed from the store: no finalizers (nor, for
+/// namespaces, `spec.finalizers`) left and no grace period pending.
+pub fn ready_to_remove(obj: &Value) -> bool {
+    object::is_deleting(obj)
+        && object::finalizers(obj).is_empty()
+        && obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(|a| {
+                a.is_empty() || obj.get("kind").and_then(Value::as_str) != Some("Namespace")
+            })
+        && obj
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            == 0
+}
+
+fn parse_precondition(rv: Option<&str>) -> Result<Option<Revision>, ApiError> {
+    match rv {
+        None => Ok(None),
+        Some(s) => s
+            .parse::<Revision>()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("invalid resource version: {s}"))),
+    }
+}
+
+/// PUT of an object or its status.
+pub async fn update(
+    state: &Arc<ApiState>,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let fv = FieldValidation::from_query(q)?;
+    let dry = dry_run(q)?;
+    let format = negotiate::body_format(headers)?;
+    let mut obj = negotiate::decode(body, format, t.r.kind)?;
+    check_type(&t.r, &mut obj)?;
+    let name = t.name.clone().unwrap_or_default();
+    let body_name = object::name(&obj);
+    if !body_name.is_empty() && body_name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    if t.r.namespaced
+        && let (Some(body_ns), Some(ns)) = (object::meta_str(&obj, "namespace"), &t.namespace)
+        && !body_ns.is_empty()
+        && body_ns != ns
+    {
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
+    }
+    let precondition = parse_precondition(object::resource_version(&obj))?;
+    let mut warnings = Warnings::default();
+    let obj = normalize(&t.r, &obj, fv, &mut warnings, false)?;
+    let manager = field_manager(q, headers);
+    let r = t.r.clone();
+    let sub = t.sub;
+    let ns = t.namespace.clone();
+    let mut created = false;
+    if r.namespaced {
+        // Existence of the namespace matters only for create-on-update; checked below.
+    }
+    let w = guaranteed_update(
+        state,
+        &r,
+        &t.key(),
+        &name,
+        precondition,
+        dry,
+        |cur| match cur {
+            None => {
+                if r.strategy.allow_create_on_update() && sub.is_none() {
+                    created = true;
+                    let mut o = obj.clone();
+                    object::prepare_create_meta(
+                        &mut o,
+                        ns.as_deref(),
+                        r.strategy.tracks_generation(),
+                    );
+                    r.strategy.prepare_for_create(
+                        &mut o,
+                        StrategyCtx {
+                            namespace: ns.as_deref(),
+                        },
+                    );
+                    let mut errs = r.strategy.validate(&o);
+                    errs.extend(crate::meta_validation::validate_object_meta(&r, &o));
+                    if !errs.is_empty() {
+                        return Err(invalid(&r, &name, errs));
+                    }
+                    crate::patching::track_create(&r, &mut o, &manager);
+                    Ok(UpdateOutcome::Write(o))
+                } else {
+                    Err(ApiError::not_found(r.qualified(), &name))
+                }
+            }
+            Some(old) => {
+                let mut new = prepare_update(&r, sub, obj.clone(), old)?;
+                crate::patching::track_update(&r, old, &mut new, &manager, sub);
+                Ok(UpdateOutcome::Write(new))
+            }
+        },
+    )
+    .await?;
+    if created {
+        check_namespace(state, &t.r, t.namespace.as_deref())
+            .await
+            .ok();
+    }
+    let code = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut resp = json_value(code, &crate::conversion::present(&t.r, w.obj));
+    warnings.apply(&mut resp);
+    Ok(resp)
+}
+
+/// PATCH of an object or its status: JSON patch, merge patch, strategic merge patch or
+/// server-side apply.
+pub async fn patch(
+    state: &Arc<ApiState>,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let fv = FieldValidation::from_query(q)?;
+    let dry = dry_run(q)?;
+    let ptype = crate::patching::PatchType::from_content_type(&negotiate::media_type(headers))?;
+    let name = t.name.clone().unwrap_or_default();
+    let patch_doc = crate::patching::parse_patch(ptype, body)?;
+    let force = q.flag("force");
+    let manager = match ptype {
+        crate::patching::PatchType::Apply => match q.get("fieldManager") {
+            Some(m) => m.to_string(),
+            None => {
+                return Err(ApiError::bad_request(
+                    "PATCH is not supported on applies without a fieldManager".to_string(),
+                )
+                .with_message("fieldManager is required for apply requests"));
+            }
+        },
+        _ => field_manager(q, headers),
+    };
+    if ptype != crate::patching::PatchType::Apply && force {
+        return Err(ApiError::invalid_params(
+            "PatchOptions",
+            "Forbidden: may not be specified for non-apply patch",
+            "force",
+        ));
+    }
+    let r = t.r.clone();
+    let sub = t.sub;
+    let ns = t.namespace.clone();
+    let mut warnings = Warnings::default();
+    let mut created = false;
+    // A resourceVersion inside the patch is a precondition.
+    let precondition = match &patch_doc {
+        crate::patching::PatchDoc::Json(v) if ptype != crate::patching::PatchType::JsonPatch => {
+            parse_precondition(object::resource_version(v))?
+        }
+        _ => None,
+    };
+    if ptype == crate::patching::PatchType::Apply
+        && let crate::patching::PatchDoc::Json(v) = &patch_doc
+    {
+        let mut probe = v.clone();
+        check_type(&r, &mut probe)?;
+        let bn = object::name(v);
+        if !bn.is_empty() && bn != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({bn}) does not match the name on the URL ({name})"
+            )));
+        }
+    }
+    if ptype == crate::patching::PatchType::Apply && r.namespaced {
+        let cur = state.cacher.get(&r, &t.key());
+        if cur.is_none() {
+            check_namespace(state, &r, ns.as_deref()).await?;
+        }
+    }
+    let w = guaranteed_update(
+        state,
+        &r,
+        &t.key(),
+        &name,
+        precondition,
+        dry,
+        |cur| match cur {
+            None => {
+                if ptype != crate::patching::PatchType::Apply || sub.is_some() {
+                    return Err(ApiError::not_found(r.qualified(), &name));
+                }
+                let crate::patching::PatchDoc::Json(applied) = &patch_doc else {
+                    return Err(ApiError::bad_request("invalid apply patch"));
+                };
+                let mut applied = applied.clone();
+                check_type(&r, &mut applied)?;
+                object::meta_mut(&mut applied).insert("name".into(), json!(name));
+                let mut o = normalize(&r, &applied, fv, &mut warnings, true)?;
+                o = crate::patching::apply(&r, None, &o, &manager, force)?;
+                object::prepare_create_meta(&mut o, ns.as_deref(), r.strategy.tracks_generation());
+                r.strategy.prepare_for_create(
+                    &mut o,
+                    StrategyCtx {
+                        namespace: ns.as_deref(),
+                    },
+                );
+                let mut errs = r.strategy.validate(&o);
+                errs.extend(crate::meta_validation::validate_object_meta(&r, &o));
+                if !errs.is_empty() {
+                    return Err(invalid(&r, &name, errs));
+                }
+                created = true;
+                Ok(UpdateOutcome::Write(o))
+            }
+            Some(old) => {
+                let presented = crate::conversion::present(&r, old.clone());
+                let patched = match (&patch_doc, ptype) {
+                    (
+                        crate::patching::PatchDoc::Json(applied),
+                        crate::patching::PatchType::Apply,
+                    ) => {
+                        let mut applied = applied.clone();
+                        check_type(&r, &mut applied)?;
+                        let applied = normalize(&r, &applied, fv, &mut warnings, true)?;
+                        crate::patching::apply(&r, Some(&presented), &applied, &manager, force)?
+                    }
+                    _ => crate::patching::patch(&r, &presented, &patch_doc, ptype)?,
+                };
+                let mut patched = patched;
+                check_type(&r, &mut patched)?;
+                let normalized = normalize(&r, &patched, fv, &mut warnings, true)?;
+                let mut new = prepare_update(&r, sub, normalized, old)?;
+                if ptype != crate::patching::PatchType::Apply {
+                    crate::patching::track_update(&r, old, &mut new, &manager, sub);
+                }
+                Ok(UpdateOutcome::Write(new))
+            }
+        },
+    )
+    .await?;
+    let code = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut resp = json_value(code, &crate::conversion::present(&t.r, w.obj));
+    warnings.apply(&mut resp);
+    Ok(resp)
+}
+
+impl ApiError {
+    fn with_message(mut self, m: &str) -> ApiError {
+        self.message = m.to_string();
+        self
+    }
+}
+
+/// `DeleteOptions`, from the body or the query.
+#[derive(Debug, Default, Clone)]
+pub struct DeleteOptions {
+    /// `propagationPolicy`.
+    pub propagation: Option<String>,
+    /// `gracePeriodSeconds`.
+    pub grace: Option<i64>,
+    /// `preconditions.uid`.
+    pub uid: Option<String>,
+    /// `preconditions.resourceVersion`.
+    pub rv: Option<String>,
+    /// `dryRun: [All]`.
+    pub dry: bool,
+}
+
+impl DeleteOptions {
+    /// Parses options from a DELETE request.
+    pub fn parse(q: &Query, headers: &HeaderMap, body: &Bytes) -> Result<DeleteOptions, ApiError> {
+        let mut o = DeleteOptions {
+            propagation: q.get("propagationPolicy").map(str::to_string),
+            grace: q.get("gracePeriodSeconds").and_then(|s| s.parse().ok()),
+            uid: None,
+            rv: None,
+            dry: dry_run(q)?,
+        };
+        if q.get("orphanDependents") == Some("true") && o.propagation.is_none() {
+            o.propagation = Some("Orphan".into());
+        }
+        if !body.is_empty() {
+            let format = negotiate::body_format(headers)?;
+            let v = match format {
+                BodyFormat::Protobuf => codec::decode_protobuf(body)
+                    .map(|d| d.object)
+                    .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?,
+                _ => negotiate::yaml_to_json(body)
+                    .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?,
+            };
+            if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str) {
+                o.propagation = Some(p.to_string());
+            }
+            if v.get("orphanDependents").and_then(Value::as_bool) == Some(true)
+                && o.propagation.is_none()
+            {
+                o.propagation = Some("Orphan".into());
+            }
+            if let Some(g) = v.get("gracePeriodSeconds").and_then(Value::as_i64) {
+                o.grace = Some(g);
+            }
+            if let Some(u) = v.pointer("/preconditions/uid").and_then(Value::as_str) {
+                o.uid = Some(u.to_string());
+            }
+            if let Some(r) = v
+                .pointer("/preconditions/resourceVersion")
+                .and_then(Value::as_str)
+            {
+                o.rv = Some(r.to_string());
+            }
+            if let Some(d) = v.get("dryRun").and_then(Value::as_array)
+                && d.iter().any(|x| x == "All")
+            {
+                o.dry = true;
+            }
+        }
+        if let Some(p) = &o.propagation
+            && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")
+        {
+            return Err(ApiError::invalid_params(
+                "DeleteOptions",
+                &format!(
+                    "Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+                ),
+                "propagationPolicy",
+            ));
+        }
+        Ok(o)
+    }
+}
+
+/// Deletes one object following upstream's rules: finalizers and Foreground/Orphan policies
+/// mark the object with a deletionTimestamp; graceful kinds get a grace period; everything
+/// else is removed at once. Returns the final object and whether it is gone.
+pub async fn delete_object(
+    state: &ApiState,
+    r: &ResourceInfo,
+    key: &str,
+    name: &str,
+    opts: &DeleteOptions,
+) -> Result<(Value, bool), ApiError> {
+    let mut gone = false;
+    let opts2 = opts.clone();
+    let w = guaranteed_update(state, r, key, name, None, opts.dry, |cur| {
+        let Some(cur) = cur else {
+            return Err(ApiError::not_found(r.qualified(), name));
+        };
+        if let Some(uid) = &opts2.uid
+            && object::meta_str(cur, "uid") != Some(uid.as_str())
+        {
+            return Err(ApiError::conflict_msg(
+                r.qualified(),
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    object::meta_str(cur, "uid").unwrap_or("")
+                ),
+            ));
+        }
+        if let Some(rv) = &opts2.rv
+            && object::meta_str(cur, "resourceVersion") != Some(rv.as_str())
+        {
+            return Err(ApiError::conflict_msg(
+                r.qualified(),
+                name,
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    object::meta_str(cur, "resourceVersion").unwrap_or("")
+                ),
+            ));
+        }
+        let mut new = cur.clone();
+        let mut fins = object::finalizers(cur);
+        match opts2.propagation.as_deref() {
+            Some("Foreground") => {
+                if !fins.iter().any(|f| f == "foregroundDeletion") {
+                    fins.push("foregroundDeletion".into());
+                }
+                fins.retain(|f| f != "orphan");
+            }
+            Some("Orphan") => {
+                if !fins.iter().any(|f| f == "orphan") {
+                    fins.push("orphan".into());
+                }
+                fins.retain(|f| f != "foregroundDeletion");
+            }
+            _ => {}
+        }
+        // Namespaces always go through their finalizer ("kubernetes" in spec.finalizers).
+        let ns_pending = r.resource == "namespaces"
+            && cur
+                .pointer("/spec/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty());
+        let grace = r.strategy.graceful_delete(cur, opts2.grace);
+        let graceful = grace.is_some_and(|g| g > 0);
+        if fins.is_empty() && !ns_pending && !graceful {
+            // Delete at once: mark with an empty finalizer list and a deletionTimestamp; the
+            // update path turns that into a store delete.
+            gone = true;
+            let m = object::meta_mut(&mut new);
+            if !m.contains_key("deletionTimestamp") {
+                m.insert("deletionTimestamp".into(), json!(object::now_rfc3339()));
+            }
+            m.insert("deletionGracePeriodSeconds".into(), json!(0));
+            m.remove("finalizers");
+            return Ok(UpdateOutcome::Write(new));
+        }
+        let m = object::meta_mut(&mut new);
+        if !m.contains_key("deletionTimestamp") {
+            let when = chrono::Utc::now() + chrono::Duration::seconds(grace.unwrap_or(0).max(0));
+            m.insert("deletionTimestamp".into(), json!(when.format("%Y-%m-%dT%H:%M:%SZ").to_string()));
+            m.insert("deletionGracePeriodSeconds".into(), json!(grace.unwrap_or(0).max(0)));
+        } else if let Some(g) = grace {
+            // A shorter grace period may shorten a pending graceful deletion.
+            let cur_g = m.get("deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0);
+            if g < cur_g {
+                m.insert("deletionGracePeriodSeconds".into(), json!(g));
+            }
+        }
+        if fins.is_empty() {
+            m.remove("finalizers");
+        } else {
+            m.insert("finalizers".into(), json!(fins));
+        }
+        if r.resource == "namespaces" {
+            new["status"] = json!({"phase": "Terminating"});
+        }
+        // Graceful deletion whose grace reached zero with no finalizers: delete now.
+        if object::finalizers(&new).is_empty()
+            && !ns_pending
+            && new.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64) == Some(0)
+        {
+            gone = true;
+        }
+        if new == *cur {
+            return Ok(UpdateOutcome::Unchanged);
+        }
+        Ok(UpdateOutcome::Write(new))
+    })
+    .await?;
+    Ok((w.obj, gone))
+}
+
+/// DELETE of one object.
+pub async fn delete(
+    state: &Arc<ApiState>,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let opts = DeleteOptions::parse(q, headers, body)?;
+    let name = t.name.clone().unwrap_or_default();
+    let (obj, gone) = delete_object(state, &t.r, &t.key(), &name, &opts).await?;
+    let obj = crate::conversion::present(&t.r, obj);
+    if gone && !returns_deleted_object(&t.r) {
+        let uid = object::meta_str(&obj, "uid").unwrap_or("").to_string();
+        let mut details = serde_json::Map::new();
+        details.insert("name".into(), json!(name));
+        if !t.r.group.is_empty() {
+            details.insert("group".into(), json!(t.r.group));
+        }
+        details.insert("kind".into(), json!(t.r.resource));
+        details.insert("uid".into(), json!(uid));
+        return Ok(json_value(
+            StatusCode::OK,
+            &json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success","details":details}),
+        ));
+    }
+    Ok(json_value(StatusCode::OK, &obj))
+}
+
+fn returns_deleted_object(r: &ResourceInfo) -> bool {
+    r.group.is_empty() && matches!(r.resource, "pods" | "services" | "namespaces")
+}
+
+/// DELETE of a collection (with selectors).
+pub async fn delete_collection(
+    state: &Arc<ApiState>,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let opts = DeleteOptions::parse(q, headers, body)?;
+    let filter = super::read::Filter::from_query(t, q)?;
+    state.cacher.wait_fresh().await?;
+    let prefix = t.r.prefix(t.namespace.as_deref());
+    let (snap, _, _) = state.cacher.list(&t.r, &prefix, None, 0, &|o| {
+        crate::conversion::visible(&t.r, o) && filter.matches(o)
+    });
+    let mut items = Vec::new();
+    for o in snap.items {
+        match delete_object(state, &t.r, &o.key, &o.name, &opts).await {
+            Ok((obj, _)) => items.push(crate::conversion::present(&t.r, obj)),
+            Err(e) if e.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(json_value(
+        StatusCode::OK,
+        &json!({
+            "kind": t.r.list_kind(),
+            "apiVersion": t.r.api_version(),
+            "metadata": {"resourceVersion": state.cacher.revision().to_string()},
+            "items": items,
+        }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_are_found_with_paths() {
+        let input = json!({"metadata":{"name":"a","bogus":1},"spec":{"containers":[{"name":"c","foo":true}]},"x":null});
+        let output = json!({"metadata":{"name":"a"},"spec":{"containers":[{"name":"c"}]}});
+        let mut out = Vec::new();
+        unknown_fields(&input, &output, "", &mut out);
+        assert_eq!(
+            out,
+            vec![
+                "metadata.bogus".to_string(),
+                "spec.containers[0].foo".to_string()
+            ]
+        );
+    }
+}

@@ -1,0 +1,39 @@
+//! Generic ObjectMeta validation run for every kind after its own validation (upstream
+//! `rest.BeforeCreate` step 5 and `ValidateObjectMetaUpdate`).
+
+use api::field::{ErrorList, Path};
+use api::validation::NameValidator;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::Value;
+
+use crate::registry::ResourceInfo;
+
+fn meta(obj: &Value) -> ObjectMeta {
+    obj.get("metadata")
+        .and_then(|m| serde_json::from_value(m.clone()).ok())
+        .unwrap_or_default()
+}
+
+/// The name rule of a kind.
+fn name_validator(r: &ResourceInfo) -> NameValidator {
+    match r.resource {
+        "namespaces" | "services" => NameValidator::Dns1123Label,
+        "events" | "nodes" | "leases" => NameValidator::PathSegment,
+        _ => NameValidator::Dns1123Subdomain,
+    }
+}
+
+/// Validates an object's metadata.
+pub fn validate_object_meta(r: &ResourceInfo, obj: &Value) -> ErrorList {
+    api::validation::validate_object_meta(
+        &meta(obj),
+        r.namespaced,
+        name_validator(r),
+        &Path::new("metadata"),
+    )
+}
+
+/// Validates what an update changed in metadata.
+pub fn validate_object_meta_update(new: &Value, old: &Value) -> ErrorList {
+    api::validation::validate_object_meta_update(&meta(new), &meta(old), &Path::new("metadata"))
+}

@@ -1,0 +1,178 @@
+//! Helpers on JSON objects: metadata access and the system fields the server maintains.
+
+use rand::Rng;
+use serde_json::{Map, Value, json};
+use store::Revision;
+
+/// Sets `metadata.resourceVersion`.
+pub fn set_resource_version(obj: &mut Value, rv: Revision) {
+    meta_mut(obj).insert("resourceVersion".into(), Value::String(rv.to_string()));
+}
+
+/// Removes `metadata.resourceVersion` (it is never stored inside the value).
+pub fn clear_resource_version(obj: &mut Value) {
+    meta_mut(obj).remove("resourceVersion");
+}
+
+/// `metadata` as a mutable map, created if missing.
+pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    if !obj.is_object() {
+        *obj = Value::Object(Map::new());
+    }
+    let o = obj.as_object_mut().expect("just made an object");
+    let m = o
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !m.is_object() {
+        *m = Value::Object(Map::new());
+    }
+    m.as_object_mut().expect("just made an object")
+}
+
+/// A string field of `metadata`.
+pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    obj.get("metadata")?.get(field)?.as_str()
+}
+
+/// `metadata.name` (or "").
+pub fn name(obj: &Value) -> &str {
+    meta_str(obj, "name").unwrap_or("")
+}
+
+/// `metadata.resourceVersion` as sent by a client, if any.
+pub fn resource_version(obj: &Value) -> Option<&str> {
+    meta_str(obj, "resourceVersion").filter(|s| !s.is_empty())
+}
+
+/// `metadata.finalizers`.
+pub fn finalizers(obj: &Value) -> Vec<String> {
+    obj.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether `metadata.deletionTimestamp` is set.
+pub fn is_deleting(obj: &Value) -> bool {
+    obj.pointer("/metadata/deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
+}
+
+/// RFC 3339 with seconds, as `metav1.Time` renders.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// RFC 3339 with microseconds, as `metav1.MicroTime` renders.
+pub fn now_micro() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
+}
+
+/// Five characters from upstream's `utilrand.String` alphabet (no vowels, no confusables).
+pub fn random_suffix() -> String {
+    const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..5)
+        .map(|_| ALPHANUMS[rng.random_range(0..ALPHANUMS.len())] as char)
+        .collect()
+}
+
+/// Sets the fields a create assigns: name from generateName, uid, creationTimestamp and clears
+/// those a client may not set.
+pub fn prepare_create_meta(obj: &mut Value, namespace: Option<&str>, generation: bool) {
+    let m = meta_mut(obj);
+    let name_empty = m
+        .get("name")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty);
+    if name_empty
+        && let Some(g) = m.get("generateName").and_then(Value::as_str)
+        && !g.is_empty()
+    {
+        // Upstream trims the prefix so that prefix + suffix fits 63 characters.
+        let mut prefix = g.to_string();
+        if prefix.len() > 58 {
+            prefix.truncate(58);
+        }
+        m.insert("name".into(), json!(format!("{prefix}{}", random_suffix())));
+    }
+    match namespace {
+        Some(ns) => {
+            m.insert("namespace".into(), json!(ns));
+        }
+        None => {
+            m.remove("namespace");
+        }
+    }
+    m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+    m.insert("creationTimestamp".into(), json!(now_rfc3339()));
+    m.remove("resourceVersion");
+    m.remove("deletionTimestamp");
+    m.remove("deletionGracePeriodSeconds");
+    m.remove("selfLink");
+    if generation {
+        m.insert("generation".into(), json!(1));
+    } else {
+        m.remove("generation");
+    }
+}
+
+/// Keeps the fields an update may not change (upstream `rest.BeforeUpdate` /
+/// `FillObjectMetaSystemFields`): uid, creationTimestamp, deletion fields, generation.
+pub fn keep_update_meta(new: &mut Value, old: &Value) {
+    let old_meta = old.get("metadata").cloned().unwrap_or(Value::Null);
+    let m = meta_mut(new);
+    for f in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "namespace",
+        "name",
+    ] {
+        match old_meta.get(f) {
+            Some(v) => {
+                m.insert(f.into(), v.clone());
+            }
+            None => {
+                m.remove(f);
+            }
+        }
+    }
+    m.remove("selfLink");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generate_name_and_system_fields() {
+        let mut o = json!({"metadata":{"generateName":"nginx-","resourceVersion":"5","uid":"x"}});
+        prepare_create_meta(&mut o, Some("default"), true);
+        let name = name(&o).to_string();
+        assert!(name.starts_with("nginx-") && name.len() == 11, "{name}");
+        assert_eq!(meta_str(&o, "namespace"), Some("default"));
+        assert_ne!(meta_str(&o, "uid"), Some("x"));
+        assert!(resource_version(&o).is_none());
+        assert_eq!(o["metadata"]["generation"], 1);
+    }
+
+    #[test]
+    fn update_keeps_system_fields() {
+        let old = json!({"metadata":{"name":"a","uid":"u1","creationTimestamp":"2020-01-01T00:00:00Z","generation":3}});
+        let mut new = json!({"metadata":{"name":"a","uid":"u2","generation":9,"labels":{"x":"y"}}});
+        keep_update_meta(&mut new, &old);
+        assert_eq!(new["metadata"]["uid"], "u1");
+        assert_eq!(new["metadata"]["generation"], 3);
+        assert_eq!(new["metadata"]["labels"]["x"], "y");
+        assert_eq!(new["metadata"]["creationTimestamp"], "2020-01-01T00:00:00Z");
+    }
+}
