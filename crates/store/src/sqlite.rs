@@ -28,8 +28,9 @@
 //!   the first event at or after `rev`. Freed pages are returned with `incremental_vacuum`.
 //! - **Checkpoints.** The writer connection has auto-checkpointing off; a separate checkpointer
 //!   thread runs passive checkpoints after commits (at most one per
-//!   [`SqliteOptions::checkpoint_interval`]), so commits never pay for a checkpoint and the WAL
-//!   stays small (`journal_size_limit`).
+//!   [`SqliteOptions::checkpoint_interval`]), so commits rarely pay for a checkpoint. Once the WAL
+//!   exceeds [`SqliteOptions::wal_restart_frames`] the writer completes the checkpoint itself
+//!   between two transactions so the WAL starts over (`journal_size_limit` truncates it).
 //!
 //! Only one process may open a database file at a time.
 
@@ -64,6 +65,9 @@ pub struct SqliteOptions {
     pub checkpoint_interval: Duration,
     /// Number of history rows per page when a watcher replays history.
     pub watch_page: usize,
+    /// WAL size (in pages) above which the writer completes a checkpoint itself so that the WAL
+    /// starts over (see the module documentation).
+    pub wal_restart_frames: i64,
 }
 
 impl Default for SqliteOptions {
@@ -76,6 +80,7 @@ impl Default for SqliteOptions {
             compact_chunk: 1000,
             checkpoint_interval: Duration::from_millis(100),
             watch_page: 512,
+            wal_restart_frames: 1024,
         }
     }
 }
@@ -768,7 +773,7 @@ fn open_writer(path: &Path) -> Result<Connection> {
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+    conn.pragma_update(None, "journal_size_limit", 16 * 1024 * 1024)?;
     conn.set_prepared_statement_cache_capacity(32);
     conn.execute_batch(SCHEMA)?;
     Ok(conn)
@@ -1025,8 +1030,26 @@ impl Writer {
                 }
             }
         }
-        if let Some(checkpointer) = &self.checkpointer {
-            checkpointer.poke();
+        self.after_commit();
+    }
+
+    /// Lets the WAL be checkpointed, and restarted when it has grown large. The checkpointer
+    /// thread copies the WAL into the database concurrently, but under a steady stream of commits
+    /// it never catches up with the end of the WAL, which then grows without bound. So once the
+    /// WAL is large, the writer finishes the checkpoint itself between two transactions (cheap:
+    /// only the frames since the last background checkpoint are left), and its next transaction
+    /// starts the WAL over.
+    fn after_commit(&mut self) {
+        let Some(checkpointer) = &self.checkpointer else {
+            return;
+        };
+        checkpointer.poke();
+        if checkpointer.wal_frames.load(Ordering::Acquire) >= self.shared.opts.wal_restart_frames {
+            match checkpoint(&self.conn) {
+                Ok((true, _)) => checkpointer.wal_frames.store(0, Ordering::Release),
+                Ok((false, _)) => {}
+                Err(err) => tracing::debug!(error = %err, "writer WAL checkpoint failed"),
+            }
         }
     }
 
@@ -1073,9 +1096,7 @@ impl Writer {
         for (_, reply) in done {
             let _ = reply.send(Ok(()));
         }
-        if let Some(checkpointer) = &self.checkpointer {
-            checkpointer.poke();
-        }
+        self.after_commit();
     }
 }
 
@@ -1246,11 +1267,23 @@ fn incremental_vacuum(conn: &Connection, pages: i64) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))
 }
 
+/// Runs a passive checkpoint; returns whether it backfilled the whole WAL, and the WAL's frames.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<(bool, i64)> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        let busy: i64 = row.get(0)?;
+        let log: i64 = row.get(1)?;
+        let done: i64 = row.get(2)?;
+        Ok((busy == 0 && log == done, log))
+    })
+}
+
 /// A thread running passive WAL checkpoints on its own connection, at most once per interval,
 /// when the writer pokes it after commits.
 struct Checkpointer {
     poke: std::sync::mpsc::SyncSender<()>,
     thread: std::thread::JoinHandle<()>,
+    /// WAL frames found by the last background checkpoint.
+    wal_frames: Arc<AtomicI64>,
 }
 
 impl Checkpointer {
@@ -1259,19 +1292,25 @@ impl Checkpointer {
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         let (poke, pokes) = std::sync::mpsc::sync_channel::<()>(1);
+        let wal_frames = Arc::new(AtomicI64::new(0));
+        let frames = wal_frames.clone();
         let thread = std::thread::Builder::new()
             .name("store-checkpoint".to_owned())
             .spawn(move || {
                 while pokes.recv().is_ok() {
-                    let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-                    if let Err(err) = result {
-                        tracing::warn!(error = %err, "WAL checkpoint failed");
+                    match checkpoint(&conn) {
+                        Ok((_, log)) => frames.store(log, Ordering::Release),
+                        Err(err) => tracing::debug!(error = %err, "WAL checkpoint failed"),
                     }
                     std::thread::sleep(interval);
                 }
             })
             .map_err(|e| StoreError::Backend(format!("cannot start the checkpoint thread: {e}")))?;
-        Ok(Self { poke, thread })
+        Ok(Self {
+            poke,
+            thread,
+            wal_frames,
+        })
     }
 
     fn poke(&self) {
