@@ -8,7 +8,7 @@ use crate::schema::{self, Card, Field, Message, Ty};
 use crate::wire::{Reader, WireValue};
 
 /// Maximum nesting of messages (Kubernetes objects nest about 15 deep).
-const MAX_DEPTH: usize = 100;
+pub(crate) const MAX_DEPTH: usize = 100;
 
 const TIME: &str = "k8s.io.apimachinery.pkg.apis.meta.v1.Time";
 const MICRO_TIME: &str = "k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime";
@@ -20,11 +20,17 @@ const INT_OR_STRING: &str = "k8s.io.apimachinery.pkg.util.intstr.IntOrString";
 const RAW_EXTENSION: &str = "k8s.io.apimachinery.pkg.runtime.RawExtension";
 
 /// Decodes `data` as the message `msg` into a JSON object (without `apiVersion`/`kind`).
+/// `depth` is the nesting level of this object (non-zero for objects embedded in a
+/// `RawExtension`), so that nesting is bounded across embedded objects too.
 pub(crate) fn decode_object(
     msg: &'static Message,
     data: &[u8],
+    depth: usize,
 ) -> Result<Map<String, Value>, CodecError> {
-    let mut path = Vec::new();
+    let mut path = Path {
+        fields: Vec::new(),
+        base: depth,
+    };
     match decode_message(msg, data, &mut path)? {
         Some(Value::Object(map)) => Ok(map),
         _ => Err(CodecError::InvalidField {
@@ -34,12 +40,29 @@ pub(crate) fn decode_object(
     }
 }
 
-/// Breadcrumbs for error messages (`spec.template.spec.containers`).
-type Path = Vec<&'static str>;
+/// Where the decoder is: JSON field names for error messages
+/// (`spec.template.spec.containers`) and the nesting depth.
+pub(crate) struct Path {
+    fields: Vec<&'static str>,
+    /// Depth of the enclosing objects (for objects embedded in a `RawExtension`).
+    base: usize,
+}
+
+impl Path {
+    fn depth(&self) -> usize {
+        self.base + self.fields.len()
+    }
+    fn push(&mut self, field: &'static str) {
+        self.fields.push(field);
+    }
+    fn pop(&mut self) {
+        self.fields.pop();
+    }
+}
 
 fn invalid(path: &Path, reason: impl Into<String>) -> CodecError {
     CodecError::InvalidField {
-        field: path.join("."),
+        field: path.fields.join("."),
         reason: reason.into(),
     }
 }
@@ -50,7 +73,7 @@ fn decode_message(
     data: &[u8],
     path: &mut Path,
 ) -> Result<Option<Value>, CodecError> {
-    if path.len() > MAX_DEPTH {
+    if path.depth() > MAX_DEPTH {
         return Err(invalid(path, "message nesting is too deep"));
     }
     if let Some(special) = decode_special(msg, data, path)? {
@@ -346,7 +369,7 @@ fn raw_json(raw: &[u8], path: &Path) -> Result<Option<Value>, CodecError> {
         return Ok(None);
     }
     if raw.starts_with(&crate::MAGIC) {
-        let decoded = crate::decode_protobuf(raw)?;
+        let decoded = crate::decode_body(raw, path.depth() + 1)?;
         return Ok(Some(decoded.object));
     }
     serde_json::from_slice(raw)
@@ -453,7 +476,10 @@ mod tests {
 
     #[test]
     fn times() {
-        let p = Vec::new();
+        let p = Path {
+            fields: Vec::new(),
+            base: 0,
+        };
         assert_eq!(
             format_time(1_700_000_000, 123_456_789, false, &p).expect("ok"),
             "2023-11-14T22:13:20Z"

@@ -118,6 +118,17 @@ pub fn is_protobuf_content_type(content_type: &str) -> bool {
 ///
 /// Never panics on malformed input; every problem is reported as a [`CodecError`].
 pub fn decode_protobuf(body: &[u8]) -> Result<Decoded, CodecError> {
+    decode_body(body, 0)
+}
+
+/// [`decode_protobuf`] for a body nested `depth` messages deep (inside a `RawExtension`).
+fn decode_body(body: &[u8], depth: usize) -> Result<Decoded, CodecError> {
+    if depth > decode::MAX_DEPTH {
+        return Err(CodecError::InvalidField {
+            field: String::new(),
+            reason: "message nesting is too deep".to_owned(),
+        });
+    }
     if body.is_empty() {
         return Err(CodecError::Empty);
     }
@@ -146,7 +157,7 @@ pub fn decode_protobuf(body: &[u8]) -> Result<Decoded, CodecError> {
             api_version: unknown.api_version.clone(),
         }
     })?;
-    let fields = decode::decode_object(msg, unknown.raw)?;
+    let fields = decode::decode_object(msg, unknown.raw, depth)?;
     let mut object = Map::with_capacity(fields.len() + 2);
     object.insert("kind".to_owned(), Value::String(unknown.kind.clone()));
     object.insert(
