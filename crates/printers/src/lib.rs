@@ -88,6 +88,19 @@ pub fn column_definitions_json(p: &dyn Printer) -> Value {
     )
 }
 
+/// One `rows[]` entry of a `meta.k8s.io/v1` Table without its `object`: `{"cells": [...]}`
+/// plus `"conditions"` when the printer reports any. The caller adds `"object"` according to
+/// `includeObject` (`PartialObjectMetadata` by default, the full object, or nothing).
+pub fn row_json(p: &dyn Printer, obj: &Value, now: DateTime<Utc>) -> Value {
+    let mut row = serde_json::Map::new();
+    row.insert("cells".to_string(), Value::Array(p.cells(obj, now)));
+    let conditions = p.conditions(obj);
+    if !conditions.is_empty() {
+        row.insert("conditions".to_string(), Value::Array(conditions));
+    }
+    Value::Object(row)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +122,24 @@ mod tests {
         assert_eq!(ip["name"], "IP");
         assert_eq!(ip["format"], "");
         assert_eq!(ip["priority"], 1);
+    }
+
+    #[test]
+    fn rows_carry_cells_and_conditions() {
+        let now = Utc::now();
+        let p = printer_for("", "pods");
+        let done = serde_json::json!({"metadata": {"name": "job-x"}, "spec": {"containers": [{}]},
+            "status": {"phase": "Succeeded"}});
+        let row = row_json(p, &done, now);
+        assert_eq!(row["cells"][0], "job-x");
+        assert_eq!(
+            row["cells"].as_array().map(Vec::len),
+            Some(p.columns().len())
+        );
+        assert_eq!(row["conditions"][0]["reason"], "Succeeded");
+        let running =
+            serde_json::json!({"metadata": {"name": "web"}, "status": {"phase": "Running"}});
+        assert!(row_json(p, &running, now).get("conditions").is_none());
     }
 
     #[test]
