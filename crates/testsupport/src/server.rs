@@ -116,18 +116,7 @@ impl TestServer {
         let server = cmd
             .spawn()
             .map_err(|e| TestSupportError::io(format!("starting {}", self.bin.display()), e))?;
-        let reaper = Command::new("sh")
-            .args([
-                "-c",
-                "read _ignored; kill -9 \"$1\" 2>/dev/null",
-                "r8s-reaper",
-                &server.id().to_string(),
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok();
+        let reaper = spawn_reaper(server.id());
         *self.lock() = Some(Running { server, reaper });
         self.wait_ready()
     }
@@ -339,6 +328,23 @@ impl Drop for TestServer {
     }
 }
 
+/// Starts `sh` blocked on reading a pipe whose write end only this process holds; when the
+/// pipe closes (this process exits, however it exits), it SIGKILLs `pid`.
+fn spawn_reaper(pid: u32) -> Option<Child> {
+    Command::new("sh")
+        .args([
+            "-c",
+            "read _ignored; kill -9 \"$1\" 2>/dev/null",
+            "r8s-reaper",
+            &pid.to_string(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()
+}
+
 /// A port that was free a moment ago on 127.0.0.1.
 fn free_port() -> Result<u16, TestSupportError> {
     let listener = TcpListener::bind("127.0.0.1:0")
@@ -438,6 +444,33 @@ mod tests {
         let port = free_port().unwrap();
         assert!(port > 0);
         TcpListener::bind(("127.0.0.1", port)).unwrap();
+    }
+
+    #[test]
+    fn the_reaper_kills_the_server_when_the_pipe_closes() {
+        use std::os::unix::process::ExitStatusExt;
+        let mut victim = Command::new("sleep").arg("30").spawn().unwrap();
+        let mut reaper = spawn_reaper(victim.id()).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            victim.try_wait().unwrap().is_none(),
+            "alive while the pipe is open"
+        );
+        // What happens to the pipe when the test process exits.
+        drop(reaper.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = victim.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the reaper did not kill the process"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(status.signal(), Some(9));
+        reaper.wait().unwrap();
     }
 
     /// A fake `r8s` that exits at once: start must fail with its output, not hang.
