@@ -10,6 +10,8 @@
 //! The API server runs, per create: defaulting, `PrepareForCreate`, `validate_<kind>`, then
 //! the generic [`validation::validate_object_meta`] with [`validation::NameValidator::PathSegment`].
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod defaults;
 pub mod field;
 pub mod quantity;

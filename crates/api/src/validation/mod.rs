@@ -6,6 +6,7 @@
 //! format, namespace scope) as upstream's do.
 
 mod apps;
+mod common;
 mod core;
 mod names;
 mod objectmeta;

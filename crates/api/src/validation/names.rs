@@ -158,6 +158,35 @@ pub fn is_dns1123_subdomain(value: &str) -> Vec<String> {
     errs
 }
 
+/// A subdomain that may also contain underscores (upstream `IsDNS1123SubdomainWithUnderscore`).
+pub fn is_dns1123_subdomain_with_underscore(value: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if value.len() > DNS1123_SUBDOMAIN_MAX_LENGTH {
+        errs.push(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH));
+    }
+    let label_ok = |l: &str| {
+        let l = l.strip_prefix('_').unwrap_or(l);
+        let b = l.as_bytes();
+        match (b.first(), b.last()) {
+            (Some(&f), Some(&e)) => {
+                is_lower_alnum(f)
+                    && is_lower_alnum(e)
+                    && b.iter()
+                        .all(|&c| is_lower_alnum(c) || c == b'-' || c == b'_')
+            }
+            _ => false,
+        }
+    };
+    if value.is_empty() || !value.split('.').all(label_ok) {
+        errs.push(regex_error(
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '_', '-' or '.', and must start and end with an alphanumeric character",
+            "_?[a-z0-9]([-_a-z0-9]*[a-z0-9])?(\\._?[a-z0-9]([-_a-z0-9]*[a-z0-9])?)*",
+            &["example.com"],
+        ));
+    }
+    errs
+}
+
 /// An RFC 1035 label (upstream `IsDNS1035Label`).
 pub fn is_dns1035_label(value: &str) -> Vec<String> {
     let mut errs = Vec::new();
