@@ -1,5 +1,7 @@
 //! Schema-driven conversion of an encoded k8s.io/api message into Go-compatible JSON.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
@@ -169,7 +171,11 @@ fn decode_field(
     Ok(())
 }
 
-fn concat_bytes(values: &[WireValue<'_>], path: &Path) -> Result<Vec<u8>, CodecError> {
+/// The bytes of an embedded message; borrowed in the usual case of a single occurrence.
+fn concat_bytes<'a>(values: &[WireValue<'a>], path: &Path) -> Result<Cow<'a, [u8]>, CodecError> {
+    if let [WireValue::Bytes(bytes)] = values {
+        return Ok(Cow::Borrowed(bytes));
+    }
     let mut data = Vec::new();
     for value in values {
         let WireValue::Bytes(bytes) = value else {
@@ -177,7 +183,7 @@ fn concat_bytes(values: &[WireValue<'_>], path: &Path) -> Result<Vec<u8>, CodecE
         };
         data.extend_from_slice(bytes);
     }
-    Ok(data)
+    Ok(Cow::Owned(data))
 }
 
 fn wrong_wire_type(path: &Path, value: &WireValue<'_>) -> CodecError {

@@ -13,7 +13,9 @@ visible in the Go struct tags, and this script extracts three facts from them:
 * named slice types (`type ExtraValue []string`) that protobuf wraps in a message `{items}`.
 
 Usage: gen_schema.py <k8s.io/api checkout> <k8s.io/apimachinery checkout> > src/schema.rs
-(both checked out at the tag matching the k8s-rs-pb feature, e.g. v0.35.7).
+(both at the tag matching the Kubernetes minor version served, e.g. v0.35.7, for instance
+`git -C api archive v0.35.7 | tar -x -C /tmp/k8sapi`), then `cargo fmt -p codec`
+(src/schema/generated.rs itself is skipped by rustfmt).
 """
 import os
 import re
