@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate src/schema.rs from k8s.io/api and k8s.io/apimachinery (generated.proto + Go types).
+"""Generate src/schema/generated.rs from k8s.io/api and k8s.io/apimachinery (generated.proto + Go types).
 
 The wire schema of every message (field numbers, types, repeated/map) comes from the
 `generated.proto` files.  How Go's encoding/json would have written the same Go struct is only
@@ -12,7 +12,7 @@ visible in the Go struct tags, and this script extracts three facts from them:
   non-pointer scalars, so all other zero scalars are dropped by the decoder;
 * named slice types (`type ExtraValue []string`) that protobuf wraps in a message `{items}`.
 
-Usage: gen_schema.py <k8s.io/api checkout> <k8s.io/apimachinery checkout> > src/schema.rs
+Usage: gen_schema.py <k8s.io/api checkout> <k8s.io/apimachinery checkout> > src/schema/generated.rs
 (both at the tag matching the Kubernetes minor version served, e.g. v0.35.7, for instance
 `git -C api archive v0.35.7 | tar -x -C /tmp/k8sapi`), then `cargo fmt -p codec`
 (src/schema/generated.rs itself is skipped by rustfmt).
