@@ -15,6 +15,8 @@
 //!
 //! Every function works on `serde_json::Value` objects.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod error;
 pub mod fieldpath;
 mod json_patch;

@@ -719,10 +719,10 @@ fn refresh_last_applied(obj: &mut Value, applied: &Value) {
     else {
         return;
     };
-    if !annotations
+    if annotations
         .get(LAST_APPLIED_ANNOTATION)
         .and_then(Value::as_str)
-        .is_some_and(|s| !s.is_empty())
+        .is_none_or(str::is_empty)
     {
         return;
     }

@@ -22,6 +22,24 @@ impl SchemaLookup for std::collections::HashMap<String, Value> {
     }
 }
 
+impl SchemaLookup for openapi::Schemas {
+    fn get(&self, name: &str) -> Option<&Value> {
+        openapi::Schemas::get(self, name)
+    }
+}
+
+impl SchemaNode<'static> {
+    /// The node of the served schema of a kind (from [`openapi::schemas`]); unknown when the
+    /// kind has no schema (e.g. custom resources).
+    pub fn for_kind(group: &str, version: &str, kind: &str) -> Self {
+        let schemas = openapi::schemas();
+        match schemas.definition_for(group, version, kind) {
+            Some(name) => SchemaNode::named(schemas, name),
+            None => SchemaNode::none(),
+        }
+    }
+}
+
 /// Prefix of local component references.
 const REF_PREFIX: &str = "#/components/schemas/";
 /// Guard against reference cycles that never reach a concrete schema.
@@ -187,6 +205,16 @@ impl<'a> SchemaNode<'a> {
             .iter()
             .find_map(|s| s.get("additionalProperties").filter(|a| a.is_object()));
         self.with(additional)
+    }
+
+    /// Whether `name` is listed in the object's `required` properties (in Go, a field without
+    /// `omitempty`, always present in the encoded object).
+    pub(crate) fn is_required(&self, name: &str) -> bool {
+        self.chain().iter().any(|s| {
+            s.get("required")
+                .and_then(Value::as_array)
+                .is_some_and(|r| r.iter().any(|v| v.as_str() == Some(name)))
+        })
     }
 
     /// Whether `name` is a named property of this object.

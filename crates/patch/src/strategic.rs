@@ -543,11 +543,14 @@ fn merge_slice_without_special_elements(
     Ok(original)
 }
 
+/// A map element of a list and its index.
+type FoundMap = Option<(Map<String, Value>, usize)>;
+
 fn find_map_in_slice_based_on_key_value(
     list: &[Value],
     key: &str,
     value: &Value,
-) -> Result<Option<(Map<String, Value>, usize)>, PatchError> {
+) -> Result<FoundMap, PatchError> {
     for (i, v) in list.iter().enumerate() {
         let Value::Object(m) = v else {
             return Err(PatchError::Invalid(format!(

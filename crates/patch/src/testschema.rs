@@ -22,7 +22,8 @@ fn with(mut base: Value, ext: Value) -> Value {
 
 fn build() -> Map<String, Value> {
     let meta = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
-    let string_map = json!({"type": "object", "additionalProperties": {"type": "string", "default": ""}});
+    let string_map =
+        json!({"type": "object", "additionalProperties": {"type": "string", "default": ""}});
     json!({
         "io.k8s.api.apps.v1.Deployment": {
             "type": "object",
@@ -118,6 +119,7 @@ fn build() -> Map<String, Value> {
         },
         "io.k8s.api.core.v1.PodSpec": {
             "type": "object",
+            "required": ["containers"],
             "properties": {
                 "containers": with(array_of("io.k8s.api.core.v1.Container"), json!({
                     "x-kubernetes-list-map-keys": ["name"], "x-kubernetes-list-type": "map",
@@ -172,12 +174,13 @@ fn build() -> Map<String, Value> {
             "properties": {
                 "containerPort": {"type": "integer", "default": 0},
                 "name": {"type": "string"},
-                "protocol": {"type": "string", "default": "TCP"}
+                "protocol": {"type": "string"}
             }
         },
         "io.k8s.api.core.v1.EnvVar": {
             "type": "object",
-            "properties": {"name": {"type": "string", "default": ""}, "value": {"type": "string"}}
+            "required": ["name"],
+            "properties": {"name": {"type": "string"}, "value": {"type": "string"}}
         },
         "io.k8s.api.core.v1.VolumeMount": {
             "type": "object",

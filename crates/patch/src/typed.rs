@@ -58,7 +58,7 @@ pub(crate) fn item_path_element(
                     Some(v) => v,
                     None => {
                         let field = items.field(k);
-                        field.default_value().ok_or_else(|| {
+                        field.default_value().or_else(|| implied_key_default(k)).ok_or_else(|| {
                             format!(
                                 "associative list with keys has an element that omits key field {k:?} (and doesn't have default value)"
                             )
@@ -77,6 +77,14 @@ pub(crate) fn item_path_element(
         },
         ListKind::Atomic => Err("invalid indexing of non-associative list".to_owned()),
     }
+}
+
+/// Defaults of list-map key fields that upstream's schemas declare (`+default="TCP"` on
+/// `ContainerPort.protocol` and `ServicePort.protocol`) but that may be missing from the served
+/// OpenAPI documents.
+fn implied_key_default(key: &str) -> Option<&'static Value> {
+    static TCP: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    (key == "protocol").then(|| TCP.get_or_init(|| Value::String("TCP".to_owned())))
 }
 
 /// The items of an associative list by path element, with their first index, in list order.
@@ -159,12 +167,12 @@ pub(crate) struct Comparison {
     pub added: FieldSet,
 }
 
-/// `Compare(lhs, rhs)`. Objects with named properties (Go structs) count as always present, so
-/// that they are not reported as added or removed themselves, as for the typed objects upstream
-/// compares.
+/// `Compare(lhs, rhs)`. Fields that Go always encodes in the typed objects upstream compares
+/// (structs, and `required` properties, i.e. fields without `omitempty`) count as always
+/// present: they are not reported as added or removed themselves, only their contents are.
 pub(crate) fn compare(lhs: Option<&Value>, rhs: Option<&Value>, node: SchemaNode) -> Comparison {
     let mut cmp = Comparison::default();
-    walk_compare(lhs, rhs, &node, &mut Vec::new(), false, &mut cmp);
+    walk_compare(lhs, rhs, &node, &mut Vec::new(), true, &mut cmp);
     cmp
 }
 
@@ -173,7 +181,7 @@ fn walk_compare(
     rhs: Option<&Value>,
     node: &SchemaNode,
     path: &mut Path,
-    list_item: bool,
+    always_present: bool,
     cmp: &mut Comparison,
 ) {
     let shape_of = |v: Option<&Value>| v.map(|v| shape(v, node));
@@ -209,7 +217,9 @@ fn walk_compare(
             let keys = lm.keys().chain(rm.keys().filter(|k| !lm.contains_key(*k)));
             for k in keys {
                 path.push(PathElement::Field(k.clone()));
-                walk_compare(lm.get(k), rm.get(k), &node.field(k), path, false, cmp);
+                let child = node.field(k);
+                let present = child.kind() == NodeKind::Struct || node.is_required(k);
+                walk_compare(lm.get(k), rm.get(k), &child, path, present, cmp);
                 path.pop();
             }
         }
@@ -243,7 +253,7 @@ fn walk_compare(
                             rv.first().copied(),
                             &items,
                             path,
-                            true,
+                            false,
                             cmp,
                         );
                     }
@@ -260,8 +270,7 @@ fn walk_compare(
         }
         _ => {}
     }
-    let is_struct = node.kind() == NodeKind::Struct && !list_item;
-    if !is_struct {
+    if !always_present {
         match (lhs, rhs) {
             (None, Some(_)) => cmp.added.insert(path),
             (Some(_), None) => cmp.removed.insert(path),

@@ -273,8 +273,12 @@ fn errors() {
     assert_eq!(err, PatchError::NoSchema);
     assert_eq!(err.status_code(), 415);
     let nested = deploy_with(|d| d["metadata"]["finalizers"] = json!([["y"]]));
-    let err = strategic_merge_patch(&nested, &json!({"metadata": {"finalizers": [["x"]]}}), deployment())
-        .unwrap_err();
+    let err = strategic_merge_patch(
+        &nested,
+        &json!({"metadata": {"finalizers": [["x"]]}}),
+        deployment(),
+    )
+    .unwrap_err();
     assert_eq!(err, PatchError::NoListOfLists);
     let err = strategic_merge_patch(&deploy(), &json!([]), deployment()).unwrap_err();
     assert_eq!(err, PatchError::BadJsonDoc);
@@ -283,8 +287,8 @@ fn errors() {
 #[test]
 fn config_map_data_merges() {
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1", "b": "2"}});
-    let got = strategic_merge_patch(&cm, &json!({"data": {"a": null, "c": "3"}}), config_map())
-        .unwrap();
+    let got =
+        strategic_merge_patch(&cm, &json!({"data": {"a": null, "c": "3"}}), config_map()).unwrap();
     assert_eq!(
         got,
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"b": "2", "c": "3"}})
