@@ -21,3 +21,6 @@ pub use objectmeta::*;
 pub use other::*;
 pub use pod::*;
 pub use service::*;
+
+#[cfg(test)]
+mod tests;
