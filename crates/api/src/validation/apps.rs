@@ -55,7 +55,7 @@ fn validate_template_for_replica_set(
     let sel_err = selector.is_some_and(|s| label_selector_matches(s, None).is_none());
     if sel_err {
         errs.push(field::invalid(
-            &path.parent_child_selector(),
+            &Path::new("spec").child("selector"),
             BadValue::json(&selector),
             "invalid label selector",
         ));
@@ -89,17 +89,6 @@ fn validate_template_for_replica_set(
         ));
     }
     errs
-}
-
-trait SelectorPath {
-    fn parent_child_selector(&self) -> Path;
-}
-
-impl SelectorPath for Path {
-    /// `spec.template` → `spec.selector`.
-    fn parent_child_selector(&self) -> Path {
-        Path::new("spec").child("selector")
-    }
 }
 
 fn percent_value(v: &IntOrString) -> Option<i64> {

@@ -56,6 +56,17 @@ pub fn validate_pod(pod: &Pod) -> ErrorList {
                 "cannot be set on create",
             ));
         }
+        if !s(&spec.node_name).is_empty()
+            && spec
+                .scheduling_gates
+                .as_ref()
+                .is_some_and(|g| !g.is_empty())
+        {
+            errs.push(field::forbidden(
+                &sp.child("nodeName"),
+                "cannot be set until all schedulingGates have been cleared",
+            ));
+        }
     }
     errs
 }
@@ -219,9 +230,6 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &Path, is_pod: bool) -> ErrorList
         &path.child("nodeSelector"),
     ));
     errs.extend(validate_pod_security_context(spec, path));
-    for (i, r) in spec.image_pull_secrets.iter().flatten().enumerate() {
-        let _ = (i, r); // LocalObjectReference only has `name`; nothing else can be set.
-    }
     errs.extend(validate_affinity(spec, &path.child("affinity")));
     errs.extend(validate_dns_config(spec, &path.child("dnsConfig")));
     for (i, g) in spec.readiness_gates.iter().flatten().enumerate() {
