@@ -2,8 +2,7 @@
 //! patch, server-side apply with managed fields.
 //!
 //! Layout:
-//! - [`json_patch`](crate::json_patch::json_patch) (RFC 6902) and
-//!   [`merge_patch`](crate::json_patch::merge_patch) (RFC 7386), in `json_patch.rs`;
+//! - [`json_patch()`] (RFC 6902) and [`merge_patch`] (RFC 7386), in `json_patch.rs`;
 //! - [`strategic_merge_patch`], a port of upstream
 //!   `apimachinery/pkg/util/strategicpatch/patch.go`, in `strategic.rs`;
 //! - [`apply`] and [`update_managed_fields`]: server-side apply and `metadata.managedFields`
@@ -21,6 +20,8 @@ mod error;
 pub mod fieldpath;
 mod json_patch;
 mod managed;
+#[cfg(test)]
+mod real_schema_tests;
 mod schema;
 mod strategic;
 #[cfg(test)]

@@ -500,3 +500,110 @@ fn caps_update_managers() {
     assert_eq!(list.len(), 10);
     assert!(list.iter().any(|e| e["manager"] == "ancient-changes"));
 }
+
+#[test]
+fn apply_without_schema_merges_maps_and_replaces_lists() {
+    let cr = |size: i64, items: Value| json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": size, "items": items}});
+    let none = SchemaNode::none;
+    let obj = apply(
+        None,
+        &cr(1, json!([1, 2])),
+        "helm",
+        "example.com/v1",
+        false,
+        none(),
+        T1,
+    )
+    .unwrap();
+    assert_eq!(
+        entry(&obj, "helm")["fieldsV1"],
+        json!({"f:spec": {".": {}, "f:items": {}, "f:size": {}}})
+    );
+    let mut edited = obj.clone();
+    edited["spec"]["size"] = json!(5);
+    let edited = update_managed_fields(
+        Some(&obj),
+        &edited,
+        "kubectl-edit",
+        None,
+        "example.com/v1",
+        none(),
+        T2,
+    );
+    let err = apply(
+        Some(&edited),
+        &cr(2, json!([3])),
+        "helm",
+        "example.com/v1",
+        false,
+        none(),
+        T3,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using example.com/v1: .spec.size"
+    );
+    let forced = apply(
+        Some(&edited),
+        &cr(2, json!([3])),
+        "helm",
+        "example.com/v1",
+        true,
+        none(),
+        T3,
+    )
+    .unwrap();
+    assert_eq!(forced["spec"], json!({"size": 2, "items": [3]}));
+}
+
+#[test]
+fn list_map_items_merge_in_upstream_order() {
+    let with_containers = |names: &[&str]| {
+        let mut c = config("i", 1);
+        c["spec"]["template"]["spec"]["containers"] = Value::Array(
+            names
+                .iter()
+                .map(|n| json!({"name": n, "image": "i"}))
+                .collect(),
+        );
+        c
+    };
+    let live = update_managed_fields(
+        None,
+        &with_containers(&["a", "b", "c"]),
+        "creator",
+        None,
+        "apps/v1",
+        deployment(),
+        T1,
+    );
+    let obj = apply_ok(
+        Some(&live),
+        &with_containers(&["c", "a"]),
+        "kubectl",
+        false,
+        T2,
+    );
+    let names: Vec<&str> = obj["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["b", "c", "a"]);
+    let obj = apply_ok(
+        Some(&live),
+        &with_containers(&["b", "d"]),
+        "kubectl",
+        false,
+        T2,
+    );
+    let names: Vec<&str> = obj["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["a", "b", "c", "d"]);
+}
