@@ -64,10 +64,47 @@ pub struct Table {
 
 impl Table {
     /// Parses kubectl's table output (the first non-empty line is the header).
+    ///
+    /// kubectl aligns every column of a table to the start of its header cell, so rows are cut
+    /// at those offsets: an empty cell stays an empty string in its own column.
     pub fn parse(output: &str) -> Self {
         let mut lines = output.lines().filter(|l| !l.trim().is_empty());
-        let header = lines.next().map(columns).unwrap_or_default();
-        let rows = lines.map(columns).collect();
+        let Some(header_line) = lines.next() else {
+            return Self {
+                header: Vec::new(),
+                rows: Vec::new(),
+            };
+        };
+        let header = columns(header_line);
+        let chars: Vec<char> = header_line.chars().collect();
+        let mut starts = Vec::with_capacity(header.len());
+        let mut from = 0;
+        for cell in &header {
+            let cell: Vec<char> = cell.chars().collect();
+            let start = (from..chars.len())
+                .find(|&i| chars[i..].starts_with(&cell))
+                .unwrap_or(from);
+            starts.push(start);
+            from = start + cell.len();
+        }
+        let rows = lines
+            .map(|line| {
+                let chars: Vec<char> = line.chars().collect();
+                starts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &start)| {
+                        let end = starts.get(i + 1).copied().unwrap_or(chars.len());
+                        let (start, end) = (start.min(chars.len()), end.min(chars.len()));
+                        chars[start..end]
+                            .iter()
+                            .collect::<String>()
+                            .trim()
+                            .to_string()
+                    })
+                    .collect()
+            })
+            .collect();
         Self { header, rows }
     }
 
@@ -258,6 +295,16 @@ mod tests {
         assert_eq!(t.cell("p1", "STATUS"), "Pending");
         assert_eq!(t.cell("p1", "READINESS GATES"), "<none>");
         assert_eq!(t.names(), ["p1"]);
+    }
+
+    #[test]
+    fn keeps_empty_cells_in_their_column() {
+        let out = "NAME    STATUS   ROLES    AGE   VERSION\n\
+                   node1   Unknown  <none>   5s    \n\
+                   p1               <none>   1s    v1.35\n";
+        let t = Table::parse(out);
+        assert_eq!(t.row("node1"), ["node1", "Unknown", "<none>", "5s", ""]);
+        assert_eq!(t.row("p1"), ["p1", "", "<none>", "1s", "v1.35"]);
     }
 
     #[test]

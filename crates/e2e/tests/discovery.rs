@@ -45,7 +45,6 @@ fn api_resources_lists_every_kind_of_the_issue() {
     );
     // (name, shortnames, apiVersion, namespaced, kind); shortnames "" when there are none.
     let expected = [
-        ("bindings", "", "v1", "true", "Binding"),
         ("configmaps", "cm", "v1", "true", "ConfigMap"),
         ("endpoints", "ep", "v1", "true", "Endpoints"),
         ("events", "ev", "v1", "true", "Event"),
@@ -189,7 +188,9 @@ fn requests_without_credentials_get_401() {
         .unwrap();
     assert_eq!(get.status, 404, "{}", get.text());
 
-    // kubectl with a kubeconfig that has the CA but no client certificate.
+    // kubectl with a kubeconfig that has the CA but no client certificate, only a token the
+    // server does not know (a user with no credentials at all makes kubectl prompt for a
+    // password instead of sending the request).
     let kc = testsupport::Kubeconfig::load(&srv.kubeconfig_path()).unwrap();
     let ca_path = srv.scratch_dir().join("anon-ca.crt");
     std::fs::write(&ca_path, &kc.ca_pem).unwrap();
@@ -197,7 +198,7 @@ fn requests_without_credentials_get_401() {
     std::fs::write(
         &anon_kubeconfig,
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: r8s\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: nobody\n  user: {{}}\ncontexts:\n- name: r8s\n  context:\n    cluster: r8s\n    user: nobody\ncurrent-context: r8s\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: r8s\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: nobody\n  user:\n    token: not-a-valid-token\ncontexts:\n- name: r8s\n  context:\n    cluster: r8s\n    user: nobody\ncurrent-context: r8s\n",
             srv.base_url(),
             ca_path.display()
         ),
