@@ -169,6 +169,7 @@ pub async fn bootstrap(state: &ApiState) -> Result<(), error::ApiError> {
             Err(e) => return Err(e),
         }
     }
+    state.ready.store(true, std::sync::atomic::Ordering::SeqCst);
     Ok(())
 }
 

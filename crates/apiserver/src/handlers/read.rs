@@ -55,17 +55,9 @@ impl Filter {
         let fields = match q.get("fieldSelector") {
             Some(s) => {
                 let sel = printers::fields::FieldSelector::parse(s)
+                    .and_then(|sel| sel.validate_for(t.r.group, t.r.resource))
                     .map_err(|e| ApiError::bad_request(e.to_string()))?;
-                let supported = printers::fields::supported_fields(t.r.group, t.r.resource);
-                for f in sel.requirements().iter().map(|r| r.field.as_str()) {
-                    if f != "metadata.name" && f != "metadata.namespace" && !supported.contains(&f)
-                    {
-                        return Err(ApiError::bad_request(format!(
-                            "field label not supported: {f}"
-                        )));
-                    }
-                }
-                Some(sel)
+                (!sel.is_empty()).then_some(sel)
             }
             None => None,
         };

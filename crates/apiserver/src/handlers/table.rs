@@ -27,8 +27,10 @@ pub fn table(
     let rows: Vec<Value> = objs
         .iter()
         .map(|o| {
-            let mut row = serde_json::Map::new();
-            row.insert("cells".into(), Value::Array(printer.cells(o, now)));
+            let mut row = match printers::row_json(printer, o, now) {
+                Value::Object(m) => m,
+                _ => serde_json::Map::new(),
+            };
             match include {
                 "None" => {}
                 "Object" => {

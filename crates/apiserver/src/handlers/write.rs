@@ -208,12 +208,8 @@ async fn check_namespace(
         return Ok(());
     };
     let key = nsr.key(None, ns);
-    let mut found = state.cacher.get(nsr, &key);
-    if found.is_none() {
-        state.cacher.wait_fresh().await?;
-        found = state.cacher.get(nsr, &key);
-    }
-    match found {
+    state.cacher.wait_fresh().await?;
+    match state.cacher.get(nsr, &key) {
         None => Err(ApiError::not_found(nsr.qualified(), ns)),
         Some(o) => {
             let v = o.value();
@@ -397,7 +393,9 @@ pub async fn guaranteed_update<F>(
 where
     F: FnMut(Option<&Value>) -> Result<UpdateOutcome, ApiError>,
 {
-    let mut waited_fresh = false;
+    // Read-your-writes: start from a cache that has seen every acknowledged write.
+    state.cacher.wait_fresh().await?;
+    let mut waited_fresh = true;
     for _ in 0..16 {
         if let Some(p) = precondition {
             state.cacher.wait_for(p).await.ok();
@@ -507,6 +505,13 @@ pub fn prepare_update(
 ) -> Result<Value, ApiError> {
     let strategy = &r.strategy;
     object::keep_update_meta(&mut new, old);
+    // Unconditional updates take the current resourceVersion (upstream
+    // `AllowUnconditionalUpdate`), so the metadata validation sees one.
+    if object::resource_version(&new).is_none()
+        && let Some(rv) = object::resource_version(old).map(str::to_string)
+    {
+        object::meta_mut(&mut new).insert("resourceVersion".into(), json!(rv));
+    }
     let name = object::name(old).to_string();
     if strategy.has_status_subresource() {
         match sub {

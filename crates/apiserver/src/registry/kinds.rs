@@ -35,6 +35,7 @@ pub fn typed<T: DeserializeOwned>(v: &Value) -> Option<T> {
 }
 
 type DefaultFn = fn(&mut Value);
+type PrepareUpdateFn = fn(&mut Value, &Value);
 type ValidateFn = fn(&Value) -> ErrorList;
 type ValidateUpdateFn = fn(&Value, &Value) -> ErrorList;
 
@@ -44,6 +45,8 @@ pub struct KindStrategy {
     status: bool,
     create_on_update: bool,
     default: Option<DefaultFn>,
+    on_create: Option<DefaultFn>,
+    on_update: Option<PrepareUpdateFn>,
     validate: Option<ValidateFn>,
     validate_update: Option<ValidateUpdateFn>,
     validate_status: Option<ValidateUpdateFn>,
@@ -57,6 +60,8 @@ impl KindStrategy {
             status: false,
             create_on_update: false,
             default: None,
+            on_create: None,
+            on_update: None,
             validate: None,
             validate_update: None,
             validate_status: None,
@@ -83,6 +88,14 @@ impl KindStrategy {
         self.default = Some(f);
         self
     }
+    const fn on_create(mut self, f: DefaultFn) -> Self {
+        self.on_create = Some(f);
+        self
+    }
+    const fn on_update(mut self, f: PrepareUpdateFn) -> Self {
+        self.on_update = Some(f);
+        self
+    }
     const fn validate(mut self, v: ValidateFn, u: ValidateUpdateFn) -> Self {
         self.validate = Some(v);
         self.validate_update = Some(u);
@@ -102,6 +115,9 @@ impl Strategy for KindStrategy {
         self.status
     }
     fn prepare_for_create(&self, obj: &mut Value, _ctx: StrategyCtx<'_>) {
+        if let Some(f) = self.on_create {
+            f(obj);
+        }
         if let Some(d) = self.default {
             d(obj);
         }
@@ -109,7 +125,10 @@ impl Strategy for KindStrategy {
     fn validate(&self, obj: &Value) -> ErrorList {
         self.validate.map(|v| v(obj)).unwrap_or_default()
     }
-    fn prepare_for_update(&self, new: &mut Value, _old: &Value) {
+    fn prepare_for_update(&self, new: &mut Value, old: &Value) {
+        if let Some(f) = self.on_update {
+            f(new, old);
+        }
         if let Some(d) = self.default {
             d(new);
         }
@@ -179,16 +198,16 @@ pub fn all() -> Vec<ResourceInfo> {
     vec![
         kind!(core::v1::Namespace, "", "v1", "namespaces", "namespace", "Namespace", false,
             short: ["ns"], cat: [], sub: [Status], key: "/registry/namespaces",
-            KindStrategy::new().status().defaults(f::default_namespace).validate(f::validate_namespace, f::validate_namespace_update)),
+            KindStrategy::new().status().on_create(f::prepare_namespace_create).on_update(f::prepare_namespace_update).defaults(f::default_namespace).validate(f::validate_namespace, f::validate_namespace_update)),
         kind!(core::v1::Pod, "", "v1", "pods", "pod", "Pod", true,
             short: ["po"], cat: ["all"], sub: [Status, Binding, Eviction], key: "/registry/pods",
-            KindStrategy::new().generation().status().graceful().defaults(f::default_pod).validate(f::validate_pod, f::validate_pod_update)),
+            KindStrategy::new().generation().status().graceful().defaults(f::default_pod).validate(f::validate_pod, f::validate_pod_update).validate_status(f::validate_pod_status)),
         kind!(core::v1::Service, "", "v1", "services", "service", "Service", true,
             short: ["svc"], cat: ["all"], sub: [Status], key: "/registry/services/specs",
             KindStrategy::new().status().defaults(f::default_service).validate(f::validate_service, f::validate_service_update)),
         kind!(core::v1::Endpoints, "", "v1", "endpoints", "endpoints", "Endpoints", true,
             short: ["ep"], cat: [], sub: [], key: "/registry/services/endpoints",
-            KindStrategy::new().create_on_update().validate(f::validate_endpoints, f::validate_endpoints_update)),
+            KindStrategy::new().create_on_update().defaults(f::default_endpoints).validate(f::validate_endpoints, f::validate_endpoints_update)),
         kind!(core::v1::ConfigMap, "", "v1", "configmaps", "configmap", "ConfigMap", true,
             short: ["cm"], cat: [], sub: [], key: "/registry/configmaps",
             KindStrategy::new().validate(f::validate_configmap, f::validate_configmap_update)),

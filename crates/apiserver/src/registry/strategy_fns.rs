@@ -2,116 +2,149 @@
 //! delegating to the `api` crate (upstream `pkg/apis/*/v1/defaults.go` and `*/validation`).
 
 use api::field::ErrorList;
+use api::{defaults as d, validation as v};
+use k8s_openapi::api::{apps, coordination, core, discovery, events};
 use serde_json::Value;
 
-pub fn default_namespace(_obj: &mut Value) {}
-pub fn default_pod(_obj: &mut Value) {}
-pub fn default_service(_obj: &mut Value) {}
-pub fn default_secret(_obj: &mut Value) {}
-pub fn default_node(_obj: &mut Value) {}
-pub fn default_limitrange(_obj: &mut Value) {}
-pub fn default_deployment(_obj: &mut Value) {}
-pub fn default_replicaset(_obj: &mut Value) {}
-pub fn default_endpointslice(_obj: &mut Value) {}
-pub fn validate_namespace(_obj: &Value) -> ErrorList {
-    Vec::new()
+use super::kinds::{typed, with_typed};
+
+/// Validation of a kind through its typed form.
+macro_rules! validators {
+    ($($name:ident, $upd:ident: $ty:ty => $val:path, $val_upd:path;)*) => {
+        $(
+            pub fn $name(obj: &Value) -> ErrorList {
+                typed::<$ty>(obj).map(|t| $val(&t)).unwrap_or_default()
+            }
+            pub fn $upd(new: &Value, old: &Value) -> ErrorList {
+                match (typed::<$ty>(new), typed::<$ty>(old)) {
+                    (Some(n), Some(o)) => $val_upd(&n, &o),
+                    _ => Vec::new(),
+                }
+            }
+        )*
+    };
 }
-pub fn validate_namespace_update(_new: &Value, _old: &Value) -> ErrorList {
-    Vec::new()
+
+/// Defaulting of a kind through its typed form.
+macro_rules! defaulters {
+    ($($name:ident: $ty:ty => $f:path;)*) => {
+        $(
+            pub fn $name(obj: &mut Value) {
+                with_typed::<$ty>(obj, $f);
+            }
+        )*
+    };
 }
-pub fn validate_pod(_obj: &Value) -> ErrorList {
-    Vec::new()
+
+validators! {
+    validate_namespace, validate_namespace_update: core::v1::Namespace => v::validate_namespace, v::validate_namespace_update;
+    validate_pod, validate_pod_update: core::v1::Pod => v::validate_pod, v::validate_pod_update;
+    validate_service, validate_service_update: core::v1::Service => v::validate_service, v::validate_service_update;
+    validate_endpoints, validate_endpoints_update: core::v1::Endpoints => v::validate_endpoints, v::validate_endpoints_update;
+    validate_configmap, validate_configmap_update: core::v1::ConfigMap => v::validate_config_map, v::validate_config_map_update;
+    validate_secret, validate_secret_update: core::v1::Secret => v::validate_secret, v::validate_secret_update;
+    validate_serviceaccount, validate_serviceaccount_update: core::v1::ServiceAccount => v::validate_service_account, v::validate_service_account_update;
+    validate_node, validate_node_update: core::v1::Node => v::validate_node, v::validate_node_update;
+    validate_event, validate_event_update: core::v1::Event => v::validate_event, v::validate_event_update;
+    validate_resourcequota, validate_resourcequota_update: core::v1::ResourceQuota => v::validate_resource_quota, v::validate_resource_quota_update;
+    validate_limitrange, validate_limitrange_update: core::v1::LimitRange => v::validate_limit_range, v::validate_limit_range_update;
+    validate_deployment, validate_deployment_update: apps::v1::Deployment => v::validate_deployment, v::validate_deployment_update;
+    validate_replicaset, validate_replicaset_update: apps::v1::ReplicaSet => v::validate_replica_set, v::validate_replica_set_update;
+    validate_endpointslice, validate_endpointslice_update: discovery::v1::EndpointSlice => v::validate_endpoint_slice, v::validate_endpoint_slice_update;
+    validate_lease, validate_lease_update: coordination::v1::Lease => v::validate_lease, v::validate_lease_update;
 }
-pub fn validate_pod_update(_new: &Value, _old: &Value) -> ErrorList {
-    Vec::new()
+
+/// events.k8s.io Events are stored as core Events: validate the served form.
+pub fn validate_events_event(obj: &Value) -> ErrorList {
+    let served = crate::conversion::core_event_to_events_v1(obj.clone());
+    typed::<events::v1::Event>(&served)
+        .map(|e| v::validate_events_event(&e))
+        .unwrap_or_default()
 }
-pub fn validate_service(_obj: &Value) -> ErrorList {
-    Vec::new()
+
+/// Update validation of events.k8s.io Events (served form).
+pub fn validate_events_event_update(new: &Value, old: &Value) -> ErrorList {
+    let n = typed::<events::v1::Event>(&crate::conversion::core_event_to_events_v1(new.clone()));
+    let o = typed::<events::v1::Event>(&crate::conversion::core_event_to_events_v1(old.clone()));
+    match (n, o) {
+        (Some(n), Some(o)) => v::validate_events_event_update(&n, &o),
+        _ => Vec::new(),
+    }
 }
-pub fn validate_service_update(_new: &Value, _old: &Value) -> ErrorList {
-    Vec::new()
+
+/// Status update validation of Deployments.
+pub fn validate_deployment_status(new: &Value, old: &Value) -> ErrorList {
+    match (
+        typed::<apps::v1::Deployment>(new),
+        typed::<apps::v1::Deployment>(old),
+    ) {
+        (Some(n), Some(o)) => v::validate_deployment_status_update(&n, &o),
+        _ => Vec::new(),
+    }
 }
-pub fn validate_endpoints(_obj: &Value) -> ErrorList {
-    Vec::new()
+
+/// Status update validation of ReplicaSets.
+pub fn validate_replicaset_status(new: &Value, old: &Value) -> ErrorList {
+    match (
+        typed::<apps::v1::ReplicaSet>(new),
+        typed::<apps::v1::ReplicaSet>(old),
+    ) {
+        (Some(n), Some(o)) => v::validate_replica_set_status_update(&n, &o),
+        _ => Vec::new(),
+    }
 }
-pub fn validate_endpoints_update(_new: &Value, _old: &Value) -> ErrorList {
-    Vec::new()
+
+/// Status update validation of Pods.
+pub fn validate_pod_status(new: &Value, old: &Value) -> ErrorList {
+    match (typed::<core::v1::Pod>(new), typed::<core::v1::Pod>(old)) {
+        (Some(n), Some(o)) => v::validate_pod_status_update(&n, &o),
+        _ => Vec::new(),
+    }
 }
-pub fn validate_configmap(_obj: &Value) -> ErrorList {
-    Vec::new()
+
+defaulters! {
+    default_pod: core::v1::Pod => d::default_pod;
+    default_service: core::v1::Service => d::default_service;
+    default_secret: core::v1::Secret => d::default_secret;
+    default_node: core::v1::Node => d::default_node;
+    default_limitrange: core::v1::LimitRange => d::default_limit_range;
+    default_endpoints: core::v1::Endpoints => d::default_endpoints;
+    default_deployment: apps::v1::Deployment => d::default_deployment;
+    default_replicaset: apps::v1::ReplicaSet => d::default_replica_set;
+    default_endpointslice: discovery::v1::EndpointSlice => d::default_endpoint_slice;
 }
-pub fn validate_configmap_update(_new: &Value, _old: &Value) -> ErrorList {
-    Vec::new()
+
+/// Namespaces start Active with the `kubernetes` finalizer (upstream
+/// `namespaceStrategy.PrepareForCreate`).
+pub fn prepare_namespace_create(obj: &mut Value) {
+    obj["spec"] = serde_json::json!({"finalizers": ["kubernetes"]});
+    obj["status"] = serde_json::json!({"phase": "Active"});
 }
-pub fn validate_secret(_obj: &Value) -> ErrorList {
-    Vec::new()
+
+/// Only `namespaces/finalize` changes `spec.finalizers` (upstream
+/// `namespaceStrategy.PrepareForUpdate`).
+pub fn prepare_namespace_update(new: &mut Value, old: &Value) {
+    match old.pointer("/spec/finalizers") {
+        Some(f) => new["spec"] = serde_json::json!({"finalizers": f}),
+        None => {
+            if let Some(o) = new.as_object_mut() {
+                o.remove("spec");
+            }
+        }
+    }
 }
-pub fn validate_secret_update(_new: &Value, _old: &Value) -> ErrorList {
-    Vec::new()
-}
-pub fn validate_serviceaccount(_obj: &Value) -> ErrorList {
-    Vec::new()
-}
-pub fn validate_serviceaccount_update(_new: &Value, _old: &Value) -> ErrorList {
-    Vec::new()
-}
-pub fn validate_node(_obj: &Value) -> ErrorList {
-    Vec::new()
-}
-pub fn validate_node_update(_new: &Value, _old: &Value) -> ErrorList {
-    Vec::new()
-}
-pub fn validate_event(_obj: &Value) -> ErrorList {
-    Vec::new()
-}
-pub fn validate_event_update(_new: &Value, _old: &Value) -> ErrorList {
-    Vec::new()
-}
-pub fn validate_resourcequota(_obj: &Value) -> ErrorList {
-    Vec::new()
-}
-pub fn validate_resourcequota_update(_new: &Value, _old: &Value) -> ErrorList {
-    Vec::new()
-}
-pub fn validate_limitrange(_obj: &Value) -> ErrorList {
-    Vec::new()
-}
-pub fn validate_limitrange_update(_new: &Value, _old: &Value) -> ErrorList {
-    Vec::new()
-}
-pub fn validate_deployment(_obj: &Value) -> ErrorList {
-    Vec::new()
-}
-pub fn validate_deployment_update(_new: &Value, _old: &Value) -> ErrorList {
-    Vec::new()
-}
-pub fn validate_replicaset(_obj: &Value) -> ErrorList {
-    Vec::new()
-}
-pub fn validate_replicaset_update(_new: &Value, _old: &Value) -> ErrorList {
-    Vec::new()
-}
-pub fn validate_endpointslice(_obj: &Value) -> ErrorList {
-    Vec::new()
-}
-pub fn validate_endpointslice_update(_new: &Value, _old: &Value) -> ErrorList {
-    Vec::new()
-}
-pub fn validate_lease(_obj: &Value) -> ErrorList {
-    Vec::new()
-}
-pub fn validate_lease_update(_new: &Value, _old: &Value) -> ErrorList {
-    Vec::new()
-}
-pub fn validate_events_event(_obj: &Value) -> ErrorList {
-    Vec::new()
-}
-pub fn validate_events_event_update(_new: &Value, _old: &Value) -> ErrorList {
-    Vec::new()
-}
-pub fn validate_deployment_status(_new: &Value, _old: &Value) -> ErrorList {
-    Vec::new()
-}
-pub fn validate_replicaset_status(_new: &Value, _old: &Value) -> ErrorList {
-    Vec::new()
+
+/// Namespaces carry the `kubernetes.io/metadata.name` label (upstream defaulting).
+pub fn default_namespace(obj: &mut Value) {
+    if let Some(name) = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    {
+        let m = crate::object::meta_mut(obj);
+        let labels = m.entry("labels").or_insert_with(|| serde_json::json!({}));
+        if let Some(l) = labels.as_object_mut() {
+            l.insert("kubernetes.io/metadata.name".into(), Value::String(name));
+        }
+    }
 }

@@ -1,0 +1,567 @@
+//! In-process API tests: the real router, registry, watch cache and SQLite store, driven with
+//! HTTP requests through `tower::ServiceExt::oneshot` (no TLS).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apiserver::cacher::Cacher;
+use apiserver::registry::Registry;
+use apiserver::server::{User, router};
+use apiserver::{ApiState, bootstrap};
+use axum::body::Body;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+const TOKEN: &str = "test-token";
+
+struct Api {
+    state: Arc<ApiState>,
+    _dir: tempfile::TempDir,
+}
+
+async fn api() -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::sqlite::SqliteStore::open(&dir.path().join("db"), Default::default())
+        .await
+        .unwrap();
+    let store: Arc<dyn store::Store> = Arc::new(store);
+    let registry = Arc::new(Registry::builtin());
+    let cancel = CancellationToken::new();
+    let cacher = Cacher::start(
+        store.clone(),
+        registry.clone(),
+        apiserver::handlers::read::extract_fields,
+        cancel.clone(),
+    )
+    .await
+    .unwrap();
+    let mut tokens = HashMap::new();
+    tokens.insert(
+        TOKEN.to_string(),
+        User {
+            name: "admin".into(),
+            groups: vec!["system:masters".into()],
+        },
+    );
+    let state = Arc::new(ApiState::new(
+        registry,
+        store,
+        cacher,
+        cancel,
+        tokens,
+        "127.0.0.1:6443".into(),
+    ));
+    bootstrap(&state).await.unwrap();
+    state.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    tokio::spawn(apiserver::namespace_lifecycle::run(
+        state.clone(),
+        state.shutdown.clone(),
+    ));
+    Api { state, _dir: dir }
+}
+
+impl Api {
+    async fn req(
+        &self,
+        method: &str,
+        path: &str,
+        ct: Option<&str>,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let (code, bytes) = self.raw(method, path, ct, None, body).await;
+        let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (code, v)
+    }
+
+    async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        ct: Option<&str>,
+        accept: Option<&str>,
+        body: Vec<u8>,
+    ) -> (StatusCode, Vec<u8>) {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {TOKEN}"));
+        if let Some(ct) = ct {
+            b = b.header("content-type", ct);
+        }
+        if let Some(a) = accept {
+            b = b.header("accept", a);
+        }
+        let resp = router(self.state.clone())
+            .oneshot(b.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let code = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        (code, bytes)
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.req("GET", path, None, vec![]).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.req(
+            "POST",
+            path,
+            Some("application/json"),
+            body.to_string().into_bytes(),
+        )
+        .await
+    }
+
+    async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.req(
+            "PUT",
+            path,
+            Some("application/json"),
+            body.to_string().into_bytes(),
+        )
+        .await
+    }
+
+    async fn patch(&self, path: &str, ct: &str, body: Value) -> (StatusCode, Value) {
+        self.req("PATCH", path, Some(ct), body.to_string().into_bytes())
+            .await
+    }
+
+    async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.req("DELETE", path, None, vec![]).await
+    }
+}
+
+fn cm(name: &str) -> Value {
+    json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":name,"labels":{"app":"web"}},"data":{"k":"v"}})
+}
+
+#[tokio::test]
+async fn unauthenticated_requests_get_401_but_health_is_public() {
+    let a = api().await;
+    let resp = router(a.state.clone())
+        .oneshot(
+            Request::get("/api/v1/namespaces")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let resp = router(a.state.clone())
+        .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn crud_with_conflicts_and_status_errors() {
+    let a = api().await;
+    let (code, created) = a
+        .post("/api/v1/namespaces/default/configmaps", cm("a"))
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    let rv = created["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(created["metadata"]["uid"].is_string());
+    assert!(created["metadata"]["creationTimestamp"].is_string());
+
+    let (code, err) = a
+        .post("/api/v1/namespaces/default/configmaps", cm("a"))
+        .await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    assert_eq!(err["reason"], "AlreadyExists");
+    assert_eq!(err["message"], "configmaps \"a\" already exists");
+
+    let (code, got) = a.get("/api/v1/namespaces/default/configmaps/a").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(got["data"]["k"], "v");
+    assert_eq!(got["metadata"]["resourceVersion"], rv.as_str());
+
+    // Update with the current RV succeeds; with a stale one it conflicts.
+    let mut upd = got.clone();
+    upd["data"]["k"] = json!("v2");
+    let (code, updated) = a
+        .put("/api/v1/namespaces/default/configmaps/a", upd.clone())
+        .await;
+    assert_eq!(code, StatusCode::OK, "{updated}");
+    assert_ne!(updated["metadata"]["resourceVersion"], rv.as_str());
+    let (code, err) = a.put("/api/v1/namespaces/default/configmaps/a", upd).await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    assert_eq!(err["reason"], "Conflict");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Operation cannot be fulfilled on configmaps \"a\"")
+    );
+
+    // PUT without resourceVersion is unconditional (helm relies on it).
+    let mut unconditional = cm("a");
+    unconditional["data"]["k"] = json!("v3");
+    let (code, _) = a
+        .put("/api/v1/namespaces/default/configmaps/a", unconditional)
+        .await;
+    assert_eq!(code, StatusCode::OK);
+
+    let (code, err) = a
+        .get("/apis/apps/v1/namespaces/default/deployments/nope")
+        .await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    assert_eq!(err["message"], "deployments.apps \"nope\" not found");
+    assert_eq!(err["details"]["group"], "apps");
+
+    let (code, st) = a.delete("/api/v1/namespaces/default/configmaps/a").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(st["status"], "Success");
+    assert_eq!(st["details"]["kind"], "configmaps");
+    let (code, _) = a.get("/api/v1/namespaces/default/configmaps/a").await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn bad_input_is_rejected_and_nothing_is_stored() {
+    let a = api().await;
+    let (code, err) = a
+        .req(
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            Some("application/json"),
+            b"{not json".to_vec(),
+        )
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{err}");
+    let big = json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"big"},"data":{"k":"x".repeat(3 * 1024 * 1024 + 10)}});
+    let (code, err) = a.post("/api/v1/namespaces/default/configmaps", big).await;
+    assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE, "{err}");
+    let (code, _) = a.get("/api/v1/namespaces/default/widgets").await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, err) = a
+        .post("/api/v1/namespaces/missing/configmaps", cm("x"))
+        .await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    assert_eq!(err["message"], "namespaces \"missing\" not found");
+    let mut unknown = cm("strict");
+    unknown["bogusField"] = json!(1);
+    let (code, err) = a
+        .req(
+            "POST",
+            "/api/v1/namespaces/default/configmaps?fieldValidation=Strict",
+            Some("application/json"),
+            unknown.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("strict decoding error: unknown field \"bogusField\""),
+        "{err}"
+    );
+    let (code, err) = a
+        .post(
+            "/api/v1/namespaces/default/configmaps",
+            json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(err["details"]["causes"][0]["field"], "metadata.name");
+    let (code, list) = a.get("/api/v1/namespaces/default/configmaps").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
+}
+
+#[tokio::test]
+async fn list_paging_and_selectors() {
+    let a = api().await;
+    for i in 0..5 {
+        let mut c = cm(&format!("c{i}"));
+        if i % 2 == 0 {
+            c["metadata"]["labels"]["tier"] = json!("front");
+        }
+        assert_eq!(
+            a.post("/api/v1/namespaces/default/configmaps", c).await.0,
+            StatusCode::CREATED
+        );
+    }
+    let (_, page1) = a.get("/api/v1/namespaces/default/configmaps?limit=2").await;
+    assert_eq!(page1["items"].as_array().unwrap().len(), 2);
+    assert_eq!(page1["metadata"]["remainingItemCount"], 3);
+    let cont = page1["metadata"]["continue"].as_str().unwrap().to_string();
+    // A write between pages does not change what the continuation sees.
+    a.post("/api/v1/namespaces/default/configmaps", cm("c9"))
+        .await;
+    let (_, page2) = a
+        .get(&format!(
+            "/api/v1/namespaces/default/configmaps?limit=2&continue={cont}"
+        ))
+        .await;
+    let names: Vec<&str> = page2["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["c2", "c3"]);
+    assert_eq!(
+        page2["metadata"]["resourceVersion"],
+        page1["metadata"]["resourceVersion"]
+    );
+
+    let (_, sel) = a
+        .get("/api/v1/namespaces/default/configmaps?labelSelector=tier%3Dfront")
+        .await;
+    assert_eq!(sel["items"].as_array().unwrap().len(), 3);
+    let (_, sel) = a
+        .get("/api/v1/namespaces/default/configmaps?labelSelector=tier!%3Dfront")
+        .await;
+    assert_eq!(sel["items"].as_array().unwrap().len(), 3);
+    let (_, sel) = a
+        .get("/api/v1/namespaces/default/configmaps?fieldSelector=metadata.name%3Dc1")
+        .await;
+    assert_eq!(sel["items"].as_array().unwrap().len(), 1);
+    let (code, err) = a
+        .get("/api/v1/namespaces/default/pods?fieldSelector=spec.bogus%3Dx")
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert_eq!(err["message"], "field label not supported: spec.bogus");
+    let (_, all) = a.get("/api/v1/configmaps").await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 6);
+}
+
+#[tokio::test]
+async fn watch_from_revision_and_watchlist() {
+    let a = api().await;
+    let (_, c) = a
+        .post("/api/v1/namespaces/default/configmaps", cm("w1"))
+        .await;
+    let rv = c["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    a.post("/api/v1/namespaces/default/configmaps", cm("w2"))
+        .await;
+    a.delete("/api/v1/namespaces/default/configmaps/w1").await;
+    let (code, body) = a
+        .raw("GET", &format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}&timeoutSeconds=1"), None, None, vec![])
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    let events: Vec<Value> = String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, vec!["ADDED", "DELETED"]);
+    assert_eq!(events[0]["object"]["metadata"]["name"], "w2");
+
+    let (code, body) = a
+        .raw("GET", "/api/v1/namespaces/default/configmaps?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1", None, None, vec![])
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    let events: Vec<Value> = String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events[0]["type"], "ADDED");
+    assert_eq!(events[1]["type"], "BOOKMARK");
+    assert_eq!(
+        events[1]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+
+    let (code, err) = a
+        .get("/api/v1/namespaces/default/configmaps?watch=true&sendInitialEvents=true")
+        .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+}
+
+#[tokio::test]
+async fn finalizers_delay_deletion_until_removed() {
+    let a = api().await;
+    let mut c = cm("fin");
+    c["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    a.post("/api/v1/namespaces/default/configmaps", c).await;
+    let (code, obj) = a.delete("/api/v1/namespaces/default/configmaps/fin").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(obj["metadata"]["deletionTimestamp"].is_string(), "{obj}");
+    let (code, _) = a.get("/api/v1/namespaces/default/configmaps/fin").await;
+    assert_eq!(code, StatusCode::OK);
+    let (code, _) = a
+        .patch(
+            "/api/v1/namespaces/default/configmaps/fin",
+            "application/merge-patch+json",
+            json!({"metadata":{"finalizers":null}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    let (code, _) = a.get("/api/v1/namespaces/default/configmaps/fin").await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn status_subresource_and_generation() {
+    let a = api().await;
+    let d = json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},"spec":{"replicas":1,"selector":{"matchLabels":{"app":"d"}},"template":{"metadata":{"labels":{"app":"d"}},"spec":{"containers":[{"name":"c","image":"nginx"}]}}},"status":{"replicas":9}});
+    let (code, created) = a
+        .post("/apis/apps/v1/namespaces/default/deployments", d)
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    assert_eq!(created["metadata"]["generation"], 1);
+    let (_, s) = a
+        .patch(
+            "/apis/apps/v1/namespaces/default/deployments/d/status",
+            "application/merge-patch+json",
+            json!({"status":{"replicas":2},"spec":{"replicas":7}}),
+        )
+        .await;
+    assert_eq!(s["status"]["replicas"], 2);
+    assert_eq!(
+        s["spec"]["replicas"], 1,
+        "status writes must not change spec"
+    );
+    assert_eq!(s["metadata"]["generation"], 1);
+    let (_, m) = a
+        .patch(
+            "/apis/apps/v1/namespaces/default/deployments/d",
+            "application/merge-patch+json",
+            json!({"status":{"replicas":5},"spec":{"replicas":3}}),
+        )
+        .await;
+    assert_eq!(m["spec"]["replicas"], 3);
+    assert_eq!(
+        m["status"]["replicas"], 2,
+        "main resource writes must not change status"
+    );
+    assert_eq!(m["metadata"]["generation"], 2);
+    let (_, scale) = a
+        .get("/apis/apps/v1/namespaces/default/deployments/d/scale")
+        .await;
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["spec"]["replicas"], 3);
+    assert_eq!(scale["status"]["selector"], "app=d");
+    let (code, _) = a
+        .patch(
+            "/apis/apps/v1/namespaces/default/deployments/d/scale",
+            "application/merge-patch+json",
+            json!({"spec":{"replicas":6}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    let (_, d) = a
+        .get("/apis/apps/v1/namespaces/default/deployments/d")
+        .await;
+    assert_eq!(d["spec"]["replicas"], 6);
+}
+
+#[tokio::test]
+async fn tables_have_upstream_columns() {
+    let a = api().await;
+    a.post("/api/v1/namespaces/default/configmaps", cm("t"))
+        .await;
+    let (code, body) = a
+        .raw(
+            "GET",
+            "/api/v1/namespaces/default/configmaps",
+            None,
+            Some("application/json;as=Table;v=v1;g=meta.k8s.io,application/json"),
+            vec![],
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    let t: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(t["kind"], "Table");
+    let cols: Vec<&str> = t["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(cols, vec!["Name", "Data", "Age"]);
+    assert_eq!(t["rows"][0]["cells"][0], "t");
+    assert_eq!(t["rows"][0]["cells"][1], 1);
+    assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+}
+
+#[tokio::test]
+async fn namespace_deletion_removes_content() {
+    let a = api().await;
+    let (code, _) = a
+        .post(
+            "/api/v1/namespaces",
+            json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"gone"}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED);
+    a.post("/api/v1/namespaces/gone/configmaps", cm("x")).await;
+    let (code, ns) = a.delete("/api/v1/namespaces/gone").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(ns["status"]["phase"], "Terminating", "{ns}");
+    let (code, err) = a.post("/api/v1/namespaces/gone/configmaps", cm("y")).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{err}");
+    for _ in 0..50 {
+        if a.get("/api/v1/namespaces/gone").await.0 == StatusCode::NOT_FOUND {
+            let (_, l) = a.get("/api/v1/namespaces/gone/configmaps").await;
+            assert_eq!(l["items"].as_array().unwrap().len(), 0);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("namespace was not removed");
+}
+
+#[tokio::test]
+async fn protobuf_bodies_are_accepted() {
+    let a = api().await;
+    // A Namespace as client-go encodes it: "k8s\0" + runtime.Unknown{typeMeta, raw}.
+    fn field(num: u32, bytes: &[u8]) -> Vec<u8> {
+        let mut out = vec![((num << 3) | 2) as u8];
+        let mut n = bytes.len();
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(b);
+                break;
+            }
+            out.push(b | 0x80);
+        }
+        out.extend_from_slice(bytes);
+        out
+    }
+    let meta = field(1, b"pb-ns");
+    let ns = field(1, &meta);
+    let mut type_meta = field(1, b"v1");
+    type_meta.extend(field(2, b"Namespace"));
+    let mut unknown = field(1, &type_meta);
+    unknown.extend(field(2, &ns));
+    let mut body = b"k8s\0".to_vec();
+    body.extend(unknown);
+    let (code, v) = a
+        .req(
+            "POST",
+            "/api/v1/namespaces",
+            Some("application/vnd.kubernetes.protobuf"),
+            body,
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+    assert_eq!(v["metadata"]["name"], "pb-ns");
+}
