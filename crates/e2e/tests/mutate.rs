@@ -37,7 +37,7 @@ fn patch_strategic_merge_and_json() {
     );
     assert_eq!(d["metadata"]["generation"], 2);
 
-    // Strategic merge with an explicit type and a $patch directive on a map.
+    // Strategic merge with an explicit type.
     let out = ns.kubectl_ok(&[
         "patch",
         "deployment",
