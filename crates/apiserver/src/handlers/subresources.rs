@@ -120,6 +120,7 @@ pub async fn update_scale(
         )?)
     };
     let r = t.r.clone();
+    let manager = write::field_manager(q, headers);
     let precondition = put_body
         .as_ref()
         .and_then(|b| object::resource_version(b))
@@ -157,7 +158,14 @@ pub async fn update_scale(
         }
         let mut new = cur.clone();
         new["spec"]["replicas"] = json!(replicas);
-        let new = write::prepare_update(&r, None, new, cur)?;
+        let mut new = write::prepare_update(&r, None, new, cur)?;
+        crate::patching::track_update(
+            &r,
+            cur,
+            &mut new,
+            &manager,
+            Some(crate::registry::Subresource::Scale),
+        );
         Ok(UpdateOutcome::Write(new))
     })
     .await?;

@@ -236,7 +236,7 @@ fn dry_run(q: &Query) -> Result<bool, ApiError> {
     }
 }
 
-fn field_manager(q: &Query, headers: &HeaderMap) -> String {
+pub fn field_manager(q: &Query, headers: &HeaderMap) -> String {
     if let Some(m) = q.get("fieldManager") {
         return m.to_string();
     }

@@ -114,6 +114,62 @@ defaulters! {
     default_endpointslice: discovery::v1::EndpointSlice => d::default_endpoint_slice;
 }
 
+/// Pods start Pending with their QoS class (upstream `podStrategy.PrepareForCreate`).
+pub fn prepare_pod_create(obj: &mut Value) {
+    let qos = pod_qos_class(obj);
+    obj["status"] = serde_json::json!({"phase": "Pending", "qosClass": qos});
+}
+
+/// Status starts empty for workload controllers (upstream `PrepareForCreate` of deployments
+/// and replicasets).
+pub fn clear_status(obj: &mut Value) {
+    obj["status"] = serde_json::json!({});
+}
+
+/// Upstream `qos.GetPodQOS`: Guaranteed when every container has equal cpu and memory requests
+/// and limits, BestEffort when none has any, Burstable otherwise.
+pub fn pod_qos_class(pod: &Value) -> &'static str {
+    let containers: Vec<&Value> = ["containers", "initContainers"]
+        .iter()
+        .filter_map(|k| pod.pointer(&format!("/spec/{k}")).and_then(Value::as_array))
+        .flatten()
+        .collect();
+    let mut any = false;
+    let mut guaranteed = true;
+    for c in containers {
+        let req = c.pointer("/resources/requests").and_then(Value::as_object);
+        let lim = c.pointer("/resources/limits").and_then(Value::as_object);
+        for r in ["cpu", "memory"] {
+            let rq = req.and_then(|m| m.get(r)).and_then(Value::as_str);
+            let lm = lim.and_then(|m| m.get(r)).and_then(Value::as_str);
+            if rq.is_some() || lm.is_some() {
+                any = true;
+            }
+            let same = match (rq, lm) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some(a), Some(b)) => match (
+                    api::quantity::parse_quantity(a),
+                    api::quantity::parse_quantity(b),
+                ) {
+                    (Ok(a), Ok(b)) => a.cmp_to(b) == std::cmp::Ordering::Equal,
+                    _ => a == b,
+                },
+            };
+            if !same {
+                guaranteed = false;
+            }
+        }
+    }
+    if !any {
+        "BestEffort"
+    } else if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
 /// Namespaces start Active with the `kubernetes` finalizer (upstream
 /// `namespaceStrategy.PrepareForCreate`).
 pub fn prepare_namespace_create(obj: &mut Value) {
@@ -146,5 +202,28 @@ pub fn default_namespace(obj: &mut Value) {
         if let Some(l) = labels.as_object_mut() {
             l.insert("kubernetes.io/metadata.name".into(), Value::String(name));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_are_applied_through_the_typed_form() {
+        let mut pod = json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","creationTimestamp":"2026-11-26T15:14:56Z","uid":"u","generation":1},
+            "spec":{"containers":[{"name":"c","image":"busybox","ports":[{"containerPort":80}]}]}});
+        default_pod(&mut pod);
+        assert_eq!(pod["spec"]["restartPolicy"], "Always", "{pod}");
+        assert_eq!(pod["spec"]["containers"][0]["imagePullPolicy"], "Always");
+        assert_eq!(pod["spec"]["containers"][0]["ports"][0]["protocol"], "TCP");
+        assert_eq!(pod["spec"]["terminationGracePeriodSeconds"], 30);
+        assert_eq!(pod_qos_class(&pod), "BestEffort");
+        pod["spec"]["containers"][0]["resources"] = json!({"limits":{"cpu":"1","memory":"1Gi"}});
+        assert_eq!(pod_qos_class(&pod), "Guaranteed");
+        pod["spec"]["containers"][0]["resources"] =
+            json!({"requests":{"cpu":"500m"},"limits":{"cpu":"1"}});
+        assert_eq!(pod_qos_class(&pod), "Burstable");
     }
 }
