@@ -27,7 +27,7 @@ pub struct ApiError {
     /// `Status.message`.
     pub message: String,
     /// `Status.details.{name,group,kind}`.
-    pub details: Option<(String, String, String)>,
+    pub details: Option<Box<(String, String, String)>>,
     /// `Status.details.causes`.
     pub causes: Vec<Cause>,
     /// `Retry-After` seconds.
@@ -67,7 +67,11 @@ impl ApiError {
     }
 
     fn with_details(mut self, name: &str, group: &str, kind: &str) -> ApiError {
-        self.details = Some((name.to_string(), group.to_string(), kind.to_string()));
+        self.details = Some(Box::new((
+            name.to_string(),
+            group.to_string(),
+            kind.to_string(),
+        )));
         self
     }
 
@@ -273,7 +277,8 @@ impl ApiError {
         });
         if self.details.is_some() || !self.causes.is_empty() || self.retry_after.is_some() {
             let mut d = serde_json::Map::new();
-            if let Some((name, group, kind)) = &self.details {
+            if let Some(details) = &self.details {
+                let (name, group, kind) = details.as_ref();
                 if !name.is_empty() {
                     d.insert("name".into(), json!(name));
                 }

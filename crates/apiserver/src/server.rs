@@ -65,10 +65,10 @@ async fn dispatch(State(state): State<Arc<ApiState>>, req: Request) -> Response 
     if !is_public(&path) && authenticate(&state, &req).is_none() {
         return ApiError::unauthorized().into_response();
     }
-    if req.method() == Method::GET || req.method() == Method::HEAD {
-        if let Some(resp) = fixed_route(&state, &path, req.uri().query(), req.headers()) {
-            return resp;
-        }
+    if (req.method() == Method::GET || req.method() == Method::HEAD)
+        && let Some(resp) = fixed_route(&state, &path, req.uri().query(), req.headers())
+    {
+        return resp;
     }
     handlers::resource_request(State(state), req).await
 }

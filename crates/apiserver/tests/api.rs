@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! In-process API tests: the real router, registry, watch cache and SQLite store, driven with
 //! HTTP requests through `tower::ServiceExt::oneshot` (no TLS).
 
