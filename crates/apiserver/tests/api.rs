@@ -566,3 +566,125 @@ async fn protobuf_bodies_are_accepted() {
     assert_eq!(code, StatusCode::CREATED, "{v}");
     assert_eq!(v["metadata"]["name"], "pb-ns");
 }
+
+#[tokio::test]
+async fn a_stuck_watcher_never_blocks_writers() {
+    let a = api().await;
+    // Open a watch and never read its body.
+    let req = Request::get("/api/v1/namespaces/default/configmaps?watch=true")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Body::empty())
+        .unwrap();
+    let resp = router(a.state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    // Far more events than the watch's buffers hold; the writers must all finish.
+    let writes = async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for w in 0..8 {
+            let state = a.state.clone();
+            tasks.spawn(async move {
+                for i in 0..700 {
+                    let body = cm(&format!("s{w}-{i}")).to_string();
+                    let req = Request::post("/api/v1/namespaces/default/configmaps")
+                        .header("authorization", format!("Bearer {TOKEN}"))
+                        .header("content-type", "application/json")
+                        .body(Body::from(body))
+                        .unwrap();
+                    let r = router(state.clone()).oneshot(req).await.unwrap();
+                    assert_eq!(r.status(), StatusCode::CREATED);
+                }
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.unwrap();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), writes)
+        .await
+        .expect("writers were blocked by a stuck watcher");
+    // The stuck watcher was cut off: its stream ends without delivering every event.
+    let body = tokio::time::timeout(Duration::from_secs(30), resp.into_body().collect())
+        .await
+        .expect("the stuck watch was not closed")
+        .unwrap()
+        .to_bytes();
+    let delivered = body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
+    assert!(
+        delivered < 5600,
+        "a lagging watcher should have been dropped, got {delivered}"
+    );
+}
+
+#[tokio::test]
+async fn watch_from_before_the_cache_window_is_410_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let store = store::sqlite::SqliteStore::open(&path, Default::default())
+            .await
+            .unwrap();
+        for i in 0..3 {
+            let mut obj = cm(&format!("c{i}"));
+            obj["metadata"]["namespace"] = json!("default");
+            store::Store::create(
+                &store,
+                &format!("/registry/configmaps/default/c{i}"),
+                bytes::Bytes::from(obj.to_string()),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    let store = store::sqlite::SqliteStore::open(&path, Default::default())
+        .await
+        .unwrap();
+    let store: Arc<dyn store::Store> = Arc::new(store);
+    let registry = Arc::new(Registry::builtin());
+    let cancel = CancellationToken::new();
+    let cacher = Cacher::start(
+        store.clone(),
+        registry.clone(),
+        apiserver::handlers::read::extract_fields,
+        cancel.clone(),
+    )
+    .await
+    .unwrap();
+    let mut tokens = HashMap::new();
+    tokens.insert(
+        TOKEN.to_string(),
+        User {
+            name: "admin".into(),
+            groups: vec![],
+        },
+    );
+    let state = Arc::new(ApiState::new(
+        registry,
+        store,
+        cacher,
+        cancel,
+        tokens,
+        "x".into(),
+    ));
+    let a = Api { state, _dir: dir };
+    let (code, body) = a
+        .raw(
+            "GET",
+            "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=1",
+            None,
+            None,
+            vec![],
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    let ev: Value = serde_json::from_slice(body.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(ev["type"], "ERROR");
+    assert_eq!(ev["object"]["code"], 410);
+    assert_eq!(ev["object"]["reason"], "Expired");
+    // The objects written before the restart are all served.
+    let (_, list) = a.get("/api/v1/namespaces/default/configmaps").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 3);
+    assert_eq!(list["metadata"]["resourceVersion"], "3");
+}
