@@ -1,0 +1,72 @@
+//! `bench`: starts an `r8s server` and prints its figures against the targets.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Benchmark of the r8s API server: create latency and throughput, GET, LIST, watch fan-out,
+/// time to ready and RSS. Starts its own server on a free loopback port.
+#[derive(Parser)]
+#[command(name = "bench")]
+struct Args {
+    /// The r8s binary to benchmark.
+    #[arg(long, default_value = "target/release/r8s")]
+    r8s: PathBuf,
+    /// Shorter phases (under a minute).
+    #[arg(long)]
+    quick: bool,
+    /// Also print the table as Markdown.
+    #[arg(long)]
+    markdown: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let r8s = resolve_binary(args.r8s);
+    let opts = bench::Options {
+        r8s,
+        plan: if args.quick {
+            bench::Plan::quick()
+        } else {
+            bench::Plan::full()
+        },
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bench: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let started = std::time::Instant::now();
+    let progress = |line: &str| eprintln!("[{:>5.1} s] {line}", started.elapsed().as_secs_f64());
+    match rt.block_on(bench::run(&opts, &progress)) {
+        Ok(report) => {
+            println!("{}", report.text());
+            if args.markdown {
+                println!("{}", report.markdown());
+            }
+            eprintln!("total {:.1} s", started.elapsed().as_secs_f64());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `path` as given if it exists, else the same relative path under the workspace root (so
+/// the default works from any directory of the workspace).
+fn resolve_binary(path: PathBuf) -> PathBuf {
+    if path.is_absolute() || path.exists() {
+        return path;
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let candidate = root.join(&path);
+    if candidate.exists() { candidate } else { path }
+}
