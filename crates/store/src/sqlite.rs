@@ -50,7 +50,8 @@ use crate::{Event, KeyValue, RangeResult, Result, Revision, Store, StoreError, W
 /// Tuning knobs of [`SqliteStore`]. `SqliteOptions::default()` suits production.
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
-    /// Maximum number of idle read-only connections kept in the pool.
+    /// Number of read-only connections, which is also the number of reads (and watch history
+    /// pages) served at once; further reads wait for a free connection.
     pub read_connections: usize,
     /// How many events the live-event broadcast buffers. A watcher that falls further behind is
     /// ended with [`StoreError::WatcherLagged`].
@@ -126,6 +127,8 @@ struct Shared {
     path: PathBuf,
     opts: SqliteOptions,
     readers: Mutex<Vec<Connection>>,
+    /// Bounds concurrent reads to the pool size, so connections are reused rather than opened.
+    read_permits: Arc<tokio::sync::Semaphore>,
     /// The live-event broadcast; `None` once the writer has stopped.
     events: Mutex<Option<broadcast::Sender<Arc<Event>>>>,
     current: AtomicI64,
@@ -156,6 +159,18 @@ enum WriteOp {
 enum WriteOutcome {
     Put(Revision),
     Deleted(Revision, KeyValue),
+}
+
+/// A request of a batch, without its reply channel.
+enum BatchOp {
+    Write(WriteOp),
+    Compact(Revision),
+}
+
+/// The reply channel of a request of a batch.
+enum Reply {
+    Write(oneshot::Sender<Result<WriteOutcome>>),
+    Compact(Revision, oneshot::Sender<Result<()>>),
 }
 
 enum Request {
@@ -473,11 +488,20 @@ where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T> + Send + 'static,
 {
-    let shared = shared.clone();
     if shared.closed.load(Ordering::Acquire) {
         return Err(StoreError::Closed);
     }
+    // The semaphore is never closed. The permit moves into the blocking task, so it is held
+    // until the read is done even if the caller stops waiting.
+    let permit = shared
+        .read_permits
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| StoreError::Closed)?;
+    let shared = shared.clone();
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let conn = match shared.readers.lock().pop() {
             Some(conn) => conn,
             None => open_reader(&shared.path)?,
@@ -803,6 +827,7 @@ fn writer_main(
             path: path.clone(),
             opts: opts.clone(),
             readers: Mutex::new(Vec::new()),
+            read_permits: Arc::new(tokio::sync::Semaphore::new(opts.read_connections.max(1))),
             events: Mutex::new(Some(events.clone())),
             current: AtomicI64::new(rev),
             compacted: AtomicI64::new(compacted),
@@ -949,63 +974,77 @@ impl Writer {
 
     /// Applies every request of `batch` in one transaction and answers them after the commit.
     fn apply_batch(&mut self, batch: Vec<Request>) {
+        // Split the requests from their reply channels, so that a database failure in the middle
+        // of the batch can still answer every request.
+        let mut ops = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        for req in batch {
+            match req {
+                Request::Write(op, reply) => {
+                    ops.push(BatchOp::Write(op));
+                    replies.push(Reply::Write(reply));
+                }
+                Request::Compact(target, reply) => {
+                    ops.push(BatchOp::Compact(target));
+                    replies.push(Reply::Compact(target, reply));
+                }
+                // `run` never puts a Close in a batch.
+                Request::Close(_) => {}
+            }
+        }
+        let writes = ops
+            .iter()
+            .filter(|op| matches!(op, BatchOp::Write(_)))
+            .count();
+        self.shared
+            .writes
+            .fetch_add(writes as u64, Ordering::AcqRel);
+
         let mut rev = self.rev;
         let mut compacted = self.compacted;
-        let mut write_replies = Vec::with_capacity(batch.len());
-        let mut compact_replies = Vec::new();
         let mut events = Vec::new();
-        let writes = batch
-            .iter()
-            .filter(|r| matches!(r, Request::Write(..)))
-            .count();
+        let mut results = Vec::with_capacity(ops.len());
         let outcome = (|| -> rusqlite::Result<()> {
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            for req in batch {
-                match req {
-                    Request::Write(op, reply) => {
-                        let result = apply_op(&tx, &mut rev, op)?.map(|(outcome, event)| {
-                            events.push(Arc::new(event));
-                            outcome
-                        });
-                        write_replies.push((reply, result));
+            for op in ops {
+                let result = match op {
+                    BatchOp::Write(op) => apply_op(&tx, &mut rev, op)?.map(|(outcome, event)| {
+                        events.push(Arc::new(event));
+                        Some(outcome)
+                    }),
+                    BatchOp::Compact(target) if target > rev => Err(StoreError::FutureRevision {
+                        requested: target,
+                        current: rev,
+                    }),
+                    BatchOp::Compact(target) => {
+                        if target > compacted {
+                            tx.prepare_cached(
+                                "UPDATE meta SET value = ?1 WHERE name = 'compacted'",
+                            )?
+                            .execute([target])?;
+                            compacted = target;
+                        }
+                        Ok(None)
                     }
-                    Request::Compact(target, reply) => {
-                        let result = if target > rev {
-                            Err(StoreError::FutureRevision {
-                                requested: target,
-                                current: rev,
-                            })
-                        } else {
-                            self.compaction_failed = false;
-                            if target > compacted {
-                                tx.prepare_cached(
-                                    "UPDATE meta SET value = ?1 WHERE name = 'compacted'",
-                                )?
-                                .execute([target])?;
-                                compacted = target;
-                            }
-                            Ok(())
-                        };
-                        compact_replies.push((target, reply, result));
-                    }
-                    Request::Close(_) => {}
-                }
+                };
+                results.push(result);
             }
             tx.commit()
         })();
-        self.shared
-            .writes
-            .fetch_add(writes as u64, Ordering::AcqRel);
         if let Err(err) = outcome {
             tracing::error!(error = %err, "store write transaction failed");
             let err = StoreError::from(err);
-            for (reply, _) in write_replies {
-                let _ = reply.send(Err(err.clone()));
-            }
-            for (_, reply, _) in compact_replies {
-                let _ = reply.send(Err(err.clone()));
+            for reply in replies {
+                match reply {
+                    Reply::Write(tx) => {
+                        let _ = tx.send(Err(err.clone()));
+                    }
+                    Reply::Compact(_, tx) => {
+                        let _ = tx.send(Err(err.clone()));
+                    }
+                }
             }
             return;
         }
@@ -1018,15 +1057,27 @@ impl Writer {
             // An error only means that nobody is watching.
             let _ = self.events.send(event);
         }
-        for (reply, result) in write_replies {
-            let _ = reply.send(result);
-        }
-        for (target, reply, result) in compact_replies {
-            match result {
+        for (reply, result) in replies.into_iter().zip(results) {
+            match (reply, result) {
+                (Reply::Write(tx), Ok(Some(outcome))) => {
+                    let _ = tx.send(Ok(outcome));
+                }
+                (Reply::Write(tx), Ok(None)) => {
+                    let _ = tx.send(Err(StoreError::Backend(
+                        "write produced no outcome".to_owned(),
+                    )));
+                }
+                (Reply::Write(tx), Err(err)) => {
+                    let _ = tx.send(Err(err));
+                }
                 // Answer once the rows below the target are physically gone.
-                Ok(()) if self.progress < target => self.compact_waiters.push((target, reply)),
-                result => {
-                    let _ = reply.send(result);
+                (Reply::Compact(target, tx), Ok(_)) if self.progress < target => {
+                    // A new request retries a physical compaction that failed.
+                    self.compaction_failed = false;
+                    self.compact_waiters.push((target, tx));
+                }
+                (Reply::Compact(_, tx), result) => {
+                    let _ = tx.send(result.map(|_| ()));
                 }
             }
         }
