@@ -526,19 +526,16 @@ impl Cacher {
         let mut items = Vec::new();
         let mut cursor = start_after.map(str::to_string);
         loop {
+            // One more than the limit tells whether a continuation is needed; unlimited
+            // lists read everything in one range.
             let want = if limit == 0 {
                 0
             } else {
-                limit + 1 - items.len().min(limit)
+                (limit + 1).saturating_sub(items.len()).max(1)
             };
             let page = self
                 .store
-                .range(
-                    prefix,
-                    cursor.as_deref(),
-                    want.max(1).min(if limit == 0 { usize::MAX } else { want }),
-                    Some(at),
-                )
+                .range(prefix, cursor.as_deref(), want, Some(at))
                 .await?;
             let last_key = page.kvs.last().map(|kv| kv.key.clone());
             for kv in &page.kvs {

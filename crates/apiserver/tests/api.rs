@@ -688,3 +688,147 @@ async fn watch_from_before_the_cache_window_is_410_gone() {
     assert_eq!(list["items"].as_array().unwrap().len(), 3);
     assert_eq!(list["metadata"]["resourceVersion"], "3");
 }
+
+fn deployment(name: &str, replicas: i64, image: &str) -> Value {
+    json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":name,"labels":{"app":name}},
+        "spec":{"replicas":replicas,"selector":{"matchLabels":{"app":name}},
+        "template":{"metadata":{"labels":{"app":name}},"spec":{"containers":[{"name":"c","image":image,"ports":[{"containerPort":80}]}]}}}})
+}
+
+#[tokio::test]
+async fn dry_run_persists_nothing() {
+    let a = api().await;
+    let (code, obj) = a
+        .post(
+            "/api/v1/namespaces/default/configmaps?dryRun=All",
+            cm("dry"),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED);
+    assert_eq!(obj["metadata"]["name"], "dry");
+    assert_eq!(
+        a.get("/api/v1/namespaces/default/configmaps/dry").await.0,
+        StatusCode::NOT_FOUND
+    );
+    a.post("/api/v1/namespaces/default/configmaps", cm("keep"))
+        .await;
+    let (code, _) = a
+        .req(
+            "DELETE",
+            "/api/v1/namespaces/default/configmaps/keep",
+            Some("application/json"),
+            br#"{"dryRun":["All"]}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(
+        a.get("/api/v1/namespaces/default/configmaps/keep").await.0,
+        StatusCode::OK
+    );
+    let (code, p) = a
+        .patch(
+            "/api/v1/namespaces/default/configmaps/keep?dryRun=All",
+            "application/merge-patch+json",
+            json!({"data":{"k":"changed"}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(p["data"]["k"], "changed");
+    let (_, live) = a.get("/api/v1/namespaces/default/configmaps/keep").await;
+    assert_eq!(live["data"]["k"], "v");
+}
+
+#[tokio::test]
+async fn strategic_merge_and_server_side_apply() {
+    let a = api().await;
+    let (code, created) = a
+        .req(
+            "PATCH",
+            "/apis/apps/v1/namespaces/default/deployments/web?fieldManager=kubectl&force=false",
+            Some("application/apply-patch+yaml"),
+            deployment("web", 3, "nginx:1.14.2")
+                .to_string()
+                .into_bytes(),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    assert_eq!(
+        created["metadata"]["managedFields"][0]["manager"],
+        "kubectl"
+    );
+    assert_eq!(
+        created["spec"]["strategy"]["type"], "RollingUpdate",
+        "defaults apply after SSA"
+    );
+    // Strategic merge: the container list merges by name.
+    let (code, p) = a
+        .patch("/apis/apps/v1/namespaces/default/deployments/web?fieldManager=kubectl-set", "application/strategic-merge-patch+json",
+            json!({"spec":{"template":{"spec":{"$setElementOrder/containers":[{"name":"c"}],"containers":[{"name":"c","image":"nginx:1.27"}]}}}}))
+        .await;
+    assert_eq!(code, StatusCode::OK, "{p}");
+    let c = &p["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["image"], "nginx:1.27");
+    assert_eq!(
+        c["ports"][0]["containerPort"], 80,
+        "SMP must keep fields of merged list items"
+    );
+    // Another manager owns replicas now; applying a different value conflicts.
+    a.patch(
+        "/apis/apps/v1/namespaces/default/deployments/web?fieldManager=kubectl-client-side-apply",
+        "application/merge-patch+json",
+        json!({"spec":{"replicas":5}}),
+    )
+    .await;
+    let (code, err) = a
+        .req(
+            "PATCH",
+            "/apis/apps/v1/namespaces/default/deployments/web?fieldManager=kubectl&force=false",
+            Some("application/apply-patch+yaml"),
+            deployment("web", 3, "nginx:1.27").to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CONFLICT, "{err}");
+    assert_eq!(err["reason"], "Conflict");
+    assert_eq!(
+        err["details"]["causes"][0]["type"]
+            .as_str()
+            .or(err["details"]["causes"][0]["reason"].as_str()),
+        Some("FieldManagerConflict")
+    );
+    assert_eq!(err["details"]["causes"][0]["field"], ".spec.replicas");
+    assert!(
+        err["message"].as_str().unwrap().starts_with(
+            "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\""
+        ),
+        "{err}"
+    );
+    let (code, forced) = a
+        .req(
+            "PATCH",
+            "/apis/apps/v1/namespaces/default/deployments/web?fieldManager=kubectl&force=true",
+            Some("application/apply-patch+yaml"),
+            deployment("web", 3, "nginx:1.27").to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{forced}");
+    assert_eq!(forced["spec"]["replicas"], 3);
+    // JSON patch with a failing test operation changes nothing.
+    let (code, _) = a
+        .req("PATCH", "/apis/apps/v1/namespaces/default/deployments/web", Some("application/json-patch+json"),
+            json!([{"op":"test","path":"/spec/replicas","value":99},{"op":"replace","path":"/spec/replicas","value":1}]).to_string().into_bytes())
+        .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, live) = a
+        .get("/apis/apps/v1/namespaces/default/deployments/web")
+        .await;
+    assert_eq!(live["spec"]["replicas"], 3);
+    let (code, _) = a
+        .req(
+            "PATCH",
+            "/apis/apps/v1/namespaces/default/deployments/web",
+            Some("text/plain"),
+            b"{}".to_vec(),
+        )
+        .await;
+    assert_eq!(code, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
