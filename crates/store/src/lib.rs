@@ -10,6 +10,8 @@
 //! - [`Store`]: the trait every backend implements, documented edge case by edge case.
 //! - [`sqlite`]: the embedded backend (WAL, group commit).
 //! - [`conformance`]: the suite every backend must pass, written once.
+//! - [`spawn_compactor`] / [`compact_once`]: periodic compaction keeping recent history, for any
+//!   backend.
 
 pub mod conformance;
 pub mod sqlite;
@@ -168,8 +170,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Watches every key starting with `prefix`, delivering every change with a revision strictly
     /// greater than `after`, in revision order (first the history from the log, then live changes).
-    /// `Compacted` if `after` + 1 is older than the compacted revision. A watcher that does not
-    /// keep up is ended with `WatcherLagged`; it never slows down writers.
+    /// `after` may be the current revision or later (only later changes are delivered).
+    /// `Compacted` if `after` + 1 is older than the compacted revision (returned by `watch`, or as
+    /// the stream's last item if a compaction overtakes a watcher still replaying history). A
+    /// watcher that does not keep up is ended with `WatcherLagged`; it never slows down writers.
+    /// The stream also ends with `Closed` when the store shuts down.
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream>;
 
     /// Discards history older than `revision`: afterwards, reads at and watches from revisions

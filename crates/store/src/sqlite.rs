@@ -1382,6 +1382,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn writer_connection_is_durable_wal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conn = open_writer(&dir.path().join("db")).expect("open");
+        let pragma = |name: &str| -> String {
+            conn.query_row(&format!("PRAGMA {name}"), [], |r| {
+                r.get::<_, rusqlite::types::Value>(0)
+            })
+            .map(|v| match v {
+                rusqlite::types::Value::Integer(i) => i.to_string(),
+                rusqlite::types::Value::Text(t) => t,
+                other => format!("{other:?}"),
+            })
+            .expect("pragma")
+        };
+        assert_eq!(pragma("journal_mode"), "wal");
+        assert_eq!(
+            pragma("synchronous"),
+            "2",
+            "FULL: the WAL is synced at every commit"
+        );
+        assert_eq!(pragma("auto_vacuum"), "2", "INCREMENTAL");
+        assert_eq!(pragma("wal_autocheckpoint"), "0");
+    }
+
+    #[test]
     fn prefix_end_increments_last_char() {
         assert_eq!(prefix_end("/a/").as_deref(), Some("/a0"));
         assert_eq!(prefix_end(""), None);

@@ -393,3 +393,52 @@ async fn sigkill_loses_no_acknowledged_write() {
     let max = acked.iter().map(|(_, rev)| *rev).max().unwrap_or_default();
     assert!(store.current_revision().await.expect("rev") >= max);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_during_history_replay_fails_the_watch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = SqliteOptions {
+        watch_page: 10,
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open(&dir.path().join("store.db"), opts)
+        .await
+        .expect("open");
+    let mut rev = store
+        .create("/h/a", Bytes::from("0"))
+        .await
+        .expect("create");
+    for i in 1..100 {
+        rev = store
+            .update("/h/a", Bytes::from(i.to_string()), rev)
+            .await
+            .expect("update");
+    }
+    let mut watch = store.watch("/h/", 0).await.expect("watch");
+    let first = watch.next().await.expect("event").expect("ok event");
+    assert_eq!(first.revision(), 1);
+    store.compact(rev).await.expect("compact");
+    // The rest of the first page was read before the compaction; the next page cannot be.
+    let mut last = first.revision();
+    let end = loop {
+        match watch.next().await.expect("the watch ends with an error") {
+            Ok(event) => {
+                assert_eq!(event.revision(), last + 1, "no gap in the replay");
+                last = event.revision();
+            }
+            Err(err) => break err,
+        }
+    };
+    assert_eq!(
+        last, 10,
+        "only the page read before the compaction is delivered"
+    );
+    assert_eq!(
+        end,
+        StoreError::Compacted {
+            requested: 11,
+            compacted: rev
+        }
+    );
+    assert!(watch.next().await.is_none());
+}
