@@ -6,8 +6,9 @@
 # Installs the dependencies (scripts/install-deps.sh), builds target/release/r8s, starts
 # `r8s server` with the default data dir /var/lib/r8s when run as root (else ~/.r8s), or with
 # $R8S_DATA_DIR, on port $R8S_PORT (default 6443), waits until /readyz answers and prints the
-# commands to use it. The server's log and pid file are in target/cluster/. Stop it with
-# scripts/cluster-down.sh. Running it again while the server is up only prints the commands.
+# commands to use it. R8S_BIN=<path> skips the build and runs that binary instead. The
+# server's log and pid file are in target/cluster/. Stop it with scripts/cluster-down.sh.
+# Running it again while the server is up only prints the commands.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,9 +30,13 @@ PID_FILE="$RUN_DIR/server.pid"
 LOG_FILE="$RUN_DIR/server.log"
 KUBECONFIG_FILE="$DATA_DIR/kubeconfig.yaml"
 
-echo "cluster-up: building target/release/r8s" >&2
-cargo build --release -p r8s </dev/null
-BIN="$REPO/target/release/r8s"
+if [ -n "${R8S_BIN:-}" ]; then
+    BIN="$R8S_BIN"
+else
+    echo "cluster-up: building target/release/r8s" >&2
+    cargo build --release -p r8s </dev/null
+    BIN="$REPO/target/release/r8s"
+fi
 
 mkdir -p "$RUN_DIR"
 running=0
