@@ -71,7 +71,8 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let store = store::sqlite::SqliteStore::open(&db, store::sqlite::SqliteOptions::default())
         .await
         .with_context(|| format!("opening {}", db.display()))?;
-    let store: Arc<dyn store::Store> = Arc::new(store);
+    let sqlite = Arc::new(store);
+    let store: Arc<dyn store::Store> = sqlite.clone();
     store::spawn_compactor(
         store.clone(),
         std::time::Duration::from_secs(300),
@@ -104,5 +105,6 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     shutdown.cancel();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), running.task).await;
+    sqlite.close().await;
     Ok(())
 }
