@@ -13,16 +13,30 @@ use serde_json::Value;
 use testsupport::{HttpClient, TestServer, new_server};
 
 const WRITERS: usize = 8;
-/// Upper bound on the writes of one writer in one round (keeps the test bounded).
-const MAX_WRITES_PER_WRITER: usize = 400;
+/// Upper bound on the objects one writer creates in one round (keeps the test bounded even if
+/// the kill never interrupts anything).
+const MAX_WRITES_PER_WRITER: usize = 20_000;
 
 /// What one writer got acknowledged: configmap name → the value of its `data.v` (the last
 /// acknowledged update).
 type Acked = BTreeMap<String, String>;
 
+/// What one writer did: its acknowledged writes, and whether a request failed (the kill
+/// interrupted it) rather than the writer being told to stop.
+struct WriterResult {
+    acked: Acked,
+    interrupted: bool,
+}
+
 /// Creates configmaps (and updates every other one) until `stop` or an error; returns what
 /// the server acknowledged with 201/200.
-fn writer(http: HttpClient, ns: String, round: usize, id: usize, stop: Arc<AtomicBool>) -> Acked {
+fn writer(
+    http: HttpClient,
+    ns: String,
+    round: usize,
+    id: usize,
+    stop: Arc<AtomicBool>,
+) -> WriterResult {
     let mut acked = Acked::new();
     let path = format!("/api/v1/namespaces/{ns}/configmaps");
     for n in 0..MAX_WRITES_PER_WRITER {
@@ -38,7 +52,12 @@ fn writer(http: HttpClient, ns: String, round: usize, id: usize, stop: Arc<Atomi
                 acked.insert(name.clone(), "created".to_string());
             }
             // Killed mid-request (connection reset / no response) or unavailable: stop.
-            _ => break,
+            _ => {
+                return WriterResult {
+                    acked,
+                    interrupted: true,
+                };
+            }
         }
         if n % 2 == 1 {
             let patch = br#"{"data":{"v":"updated"}}"#;
@@ -51,11 +70,19 @@ fn writer(http: HttpClient, ns: String, round: usize, id: usize, stop: Arc<Atomi
                 Ok(resp) if resp.status == 200 => {
                     acked.insert(name, "updated".to_string());
                 }
-                _ => break,
+                _ => {
+                    return WriterResult {
+                        acked,
+                        interrupted: true,
+                    };
+                }
             }
         }
     }
-    acked
+    WriterResult {
+        acked,
+        interrupted: false,
+    }
 }
 
 fn list_configmaps(srv: &TestServer, ns: &str) -> BTreeMap<String, String> {
@@ -110,11 +137,18 @@ fn acknowledged_writes_survive_sigkill() {
         srv.kill9();
         stop.store(true, Ordering::Relaxed);
         let mut round_acked = 0;
+        let mut interrupted = 0;
         for h in handles {
-            let acked = h.join().unwrap();
-            round_acked += acked.len();
-            all_acked.extend(acked);
+            let result = h.join().unwrap();
+            round_acked += result.acked.len();
+            interrupted += usize::from(result.interrupted);
+            all_acked.extend(result.acked);
         }
+        assert!(
+            interrupted > 0,
+            "round {round}: the kill interrupted no writer (all {WRITERS} had finished), so it \
+             did not happen while writing"
+        );
         assert!(
             round_acked > 0,
             "round {round}: no write was acknowledged in {:?}; server log:\n{}",
