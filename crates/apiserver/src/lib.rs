@@ -11,6 +11,7 @@ pub mod conversion;
 pub mod discovery;
 pub mod error;
 pub mod handlers;
+pub mod ipalloc;
 pub mod meta_validation;
 pub mod metrics;
 pub mod namespace_lifecycle;
@@ -46,6 +47,8 @@ pub struct Config {
     pub https_port: u16,
     /// Extra subject alternative names for the serving certificate.
     pub tls_sans: Vec<String>,
+    /// The range Service ClusterIPs are allocated from.
+    pub service_cidr: ipalloc::ServiceCidr,
 }
 
 /// Errors starting the API server.
@@ -88,6 +91,8 @@ pub struct ApiState {
     pub ready: AtomicBool,
     /// The OpenAPI v3 index.
     pub openapi_index: Value,
+    /// ClusterIP allocation.
+    pub cluster_ips: ipalloc::ClusterIpAllocator,
     openapi_docs: Mutex<HashMap<(String, String), Bytes>>,
     openapi_kinds: Vec<openapi::KindInfo>,
 }
@@ -130,6 +135,9 @@ impl ApiState {
             server_address,
             ready: AtomicBool::new(false),
             openapi_index,
+            cluster_ips: ipalloc::ClusterIpAllocator::new(
+                ipalloc::ServiceCidr::parse("10.43.0.0/16").expect("valid default service CIDR"),
+            ),
             openapi_docs: Mutex::new(HashMap::new()),
             openapi_kinds,
         }
@@ -225,14 +233,16 @@ pub async fn start(
         shutdown.clone(),
     )
     .await?;
-    let state = Arc::new(ApiState::new(
+    let mut state = ApiState::new(
         registry,
         store,
         cacher,
         shutdown.clone(),
         tokens,
         format!("{host}:{}", addr.port()),
-    ));
+    );
+    state.cluster_ips = ipalloc::ClusterIpAllocator::new(cfg.service_cidr);
+    let state = Arc::new(state);
     let app = server::router(state.clone());
     let task = tokio::spawn(server::serve_tls(listener, tls, app, shutdown.clone()));
     if let Err(e) = bootstrap(&state).await {

@@ -832,3 +832,43 @@ async fn strategic_merge_and_server_side_apply() {
         .await;
     assert_eq!(code, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
+
+#[tokio::test]
+async fn services_get_cluster_ips_that_survive_updates() {
+    let a = api().await;
+    let svc = |name: &str| json!({"apiVersion":"v1","kind":"Service","metadata":{"name":name},"spec":{"selector":{"app":"x"},"ports":[{"port":80}]}});
+    let (code, s1) = a
+        .post("/api/v1/namespaces/default/services", svc("s1"))
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{s1}");
+    let ip1 = s1["spec"]["clusterIP"].as_str().unwrap().to_string();
+    assert!(ip1.starts_with("10.43."), "{ip1}");
+    assert_eq!(s1["spec"]["clusterIPs"][0], ip1.as_str());
+    assert_eq!(s1["spec"]["ports"][0]["targetPort"], 80);
+    let (_, s2) = a
+        .post("/api/v1/namespaces/default/services", svc("s2"))
+        .await;
+    assert_ne!(s2["spec"]["clusterIP"], ip1.as_str());
+    let mut taken = svc("s3");
+    taken["spec"]["clusterIP"] = json!(ip1);
+    let (code, err) = a.post("/api/v1/namespaces/default/services", taken).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("provided IP is already allocated")
+    );
+    // A full update without clusterIP keeps the allocated one.
+    let (code, upd) = a
+        .put("/api/v1/namespaces/default/services/s1", svc("s1"))
+        .await;
+    assert_eq!(code, StatusCode::OK, "{upd}");
+    assert_eq!(upd["spec"]["clusterIP"], ip1.as_str());
+    let mut headless = svc("h");
+    headless["spec"]["clusterIP"] = json!("None");
+    let (_, h) = a
+        .post("/api/v1/namespaces/default/services", headless)
+        .await;
+    assert_eq!(h["spec"]["clusterIP"], "None");
+}

@@ -40,6 +40,9 @@ struct ServerArgs {
     /// Additional host names or IPs for the serving certificate.
     #[arg(long = "tls-san", value_delimiter = ',')]
     tls_san: Vec<String>,
+    /// IPv4 range Service ClusterIPs are allocated from.
+    #[arg(long, default_value = "10.43.0.0/16")]
+    service_cidr: String,
     /// Compact store history older than this many revisions behind the head, every 5 minutes.
     #[arg(long, default_value_t = 10_000, hide = true)]
     compact_keep: i64,
@@ -85,6 +88,8 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             bind_address: args.bind_address,
             https_port: args.https_port,
             tls_sans: args.tls_san,
+            service_cidr: apiserver::ipalloc::ServiceCidr::parse(&args.service_cidr)
+                .with_context(|| format!("invalid --service-cidr {}", args.service_cidr))?,
         },
         store,
         shutdown.clone(),

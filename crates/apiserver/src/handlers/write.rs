@@ -298,9 +298,16 @@ pub async fn create_object(
         strategy.tracks_generation(),
     );
     strategy.prepare_for_create(&mut obj, StrategyCtx { namespace: ns });
+    let reservation = allocate_cluster_ip(state, r, &mut obj)?;
+    let release = |state: &ApiState| {
+        if let Some(ip) = reservation {
+            state.cluster_ips.release(ip);
+        }
+    };
     let mut errs = strategy.validate(&obj);
     errs.extend(crate::meta_validation::validate_object_meta(r, &obj));
     if !errs.is_empty() {
+        release(state);
         let name = object::name(&obj).to_string();
         return Err(invalid(r, &name, errs));
     }
@@ -309,8 +316,48 @@ pub async fn create_object(
     }
     let name = object::name(&obj).to_string();
     if dry {
+        release(state);
         return Ok(Written { obj, rv: 0 });
     }
+    let result = store_create(state, r, ns, obj, name_given, &name).await;
+    if let Ok(w) = &result {
+        // Keep the reservation until the cache shows the Service.
+        state.cacher.wait_for(w.rv).await.ok();
+    }
+    release(state);
+    result
+}
+
+/// Services get a ClusterIP from the service range (upstream: the service REST storage).
+fn allocate_cluster_ip(
+    state: &ApiState,
+    r: &ResourceInfo,
+    obj: &mut Value,
+) -> Result<Option<std::net::Ipv4Addr>, ApiError> {
+    if !(r.group.is_empty() && r.resource == "services") {
+        return Ok(None);
+    }
+    let (snap, _, _) = state.cacher.list(r, &r.prefix(None), None, 0, &|_| true);
+    let in_use: std::collections::HashSet<std::net::Ipv4Addr> = snap
+        .items
+        .iter()
+        .flat_map(|o| crate::ipalloc::service_ips(&o.value()))
+        .collect();
+    state
+        .cluster_ips
+        .allocate(obj, &in_use)
+        .map_err(|causes| crate::ipalloc::invalid_service(object::name(obj), causes))
+}
+
+async fn store_create(
+    state: &ApiState,
+    r: &ResourceInfo,
+    ns: Option<&str>,
+    mut obj: Value,
+    name_given: bool,
+    name: &str,
+) -> Result<Written, ApiError> {
+    let strategy = r.strategy.clone();
     let mut attempts = 0;
     loop {
         let key = r.key(if r.namespaced { ns } else { None }, object::name(&obj));
@@ -330,7 +377,7 @@ pub async fn create_object(
                 );
             }
             Err(StoreError::AlreadyExists(_)) => {
-                return Err(ApiError::already_exists(r.qualified(), &name));
+                return Err(ApiError::already_exists(r.qualified(), name));
             }
             Err(e) => return Err(e.into()),
         }
@@ -762,7 +809,8 @@ pub async fn patch(
             check_namespace(state, &r, ns.as_deref()).await?;
         }
     }
-    let w = guaranteed_update(
+    let mut reserved: Vec<std::net::Ipv4Addr> = Vec::new();
+    let result = guaranteed_update(
         state,
         &r,
         &t.key(),
@@ -789,6 +837,9 @@ pub async fn patch(
                         namespace: ns.as_deref(),
                     },
                 );
+                if let Some(ip) = allocate_cluster_ip(state, &r, &mut o)? {
+                    reserved.push(ip);
+                }
                 let mut errs = r.strategy.validate(&o);
                 errs.extend(crate::meta_validation::validate_object_meta(&r, &o));
                 if !errs.is_empty() {
@@ -822,7 +873,16 @@ pub async fn patch(
             }
         },
     )
-    .await?;
+    .await;
+    if let Ok(w) = &result
+        && !reserved.is_empty()
+    {
+        state.cacher.wait_for(w.rv).await.ok();
+    }
+    for ip in reserved {
+        state.cluster_ips.release(ip);
+    }
+    let w = result?;
     let code = if created {
         StatusCode::CREATED
     } else {

@@ -204,7 +204,7 @@ pub fn all() -> Vec<ResourceInfo> {
             KindStrategy::new().generation().status().graceful().on_create(f::prepare_pod_create).defaults(f::default_pod).validate(f::validate_pod, f::validate_pod_update).validate_status(f::validate_pod_status)),
         kind!(core::v1::Service, "", "v1", "services", "service", "Service", true,
             short: ["svc"], cat: ["all"], sub: [Status], key: "/registry/services/specs",
-            KindStrategy::new().status().defaults(f::default_service).validate(f::validate_service, f::validate_service_update)),
+            KindStrategy::new().status().on_update(f::prepare_service_update).defaults(f::default_service).validate(f::validate_service, f::validate_service_update)),
         kind!(core::v1::Endpoints, "", "v1", "endpoints", "endpoints", "Endpoints", true,
             short: ["ep"], cat: [], sub: [], key: "/registry/services/endpoints",
             KindStrategy::new().create_on_update().defaults(f::default_endpoints).validate(f::validate_endpoints, f::validate_endpoints_update)),

@@ -170,6 +170,19 @@ pub fn pod_qos_class(pod: &Value) -> &'static str {
     }
 }
 
+/// A Service update that leaves `clusterIP(s)` empty keeps the allocated ones (upstream
+/// `patchAllocatedValues`).
+pub fn prepare_service_update(new: &mut Value, old: &Value) {
+    for f in ["clusterIP", "clusterIPs"] {
+        let empty = new.pointer(&format!("/spec/{f}")).is_none_or(|v| {
+            v.is_null() || v.as_str() == Some("") || v.as_array().is_some_and(|a| a.is_empty())
+        });
+        if empty && let Some(v) = old.pointer(&format!("/spec/{f}")) {
+            new["spec"][f] = v.clone();
+        }
+    }
+}
+
 /// Namespaces start Active with the `kubernetes` finalizer (upstream
 /// `namespaceStrategy.PrepareForCreate`).
 pub fn prepare_namespace_create(obj: &mut Value) {
