@@ -89,8 +89,9 @@ pub struct ApiState {
     pub server_address: String,
     /// Set once bootstrap is done.
     pub ready: AtomicBool,
-    /// The OpenAPI v3 index.
-    pub openapi_index: Value,
+    /// The OpenAPI v3 index, built on first use (it needs every document's hash, and the
+    /// schemas are the largest thing in memory: an idle server should not hold them).
+    openapi_index: std::sync::OnceLock<Value>,
     /// ClusterIP allocation.
     pub cluster_ips: ipalloc::ClusterIpAllocator,
     openapi_docs: Mutex<HashMap<(String, String), Bytes>>,
@@ -124,7 +125,6 @@ impl ApiState {
                 verbs: r.verbs().iter().map(|s| s.to_string()).collect(),
             })
             .collect();
-        let openapi_index = openapi::index_document(&openapi_kinds);
         ApiState {
             registry,
             store,
@@ -134,13 +134,19 @@ impl ApiState {
             tokens,
             server_address,
             ready: AtomicBool::new(false),
-            openapi_index,
+            openapi_index: std::sync::OnceLock::new(),
             cluster_ips: ipalloc::ClusterIpAllocator::new(
                 ipalloc::ServiceCidr::parse("10.43.0.0/16").expect("valid default service CIDR"),
             ),
             openapi_docs: Mutex::new(HashMap::new()),
             openapi_kinds,
         }
+    }
+
+    /// The OpenAPI v3 index document.
+    pub fn openapi_index(&self) -> &Value {
+        self.openapi_index
+            .get_or_init(|| openapi::index_document(&self.openapi_kinds))
     }
 
     /// The OpenAPI v3 document of a group-version (built once, then cached).

@@ -188,7 +188,7 @@ fn fixed_route(
             StatusCode::OK,
             &discovery::resource_list(&state.registry, "", "v1")?,
         ),
-        "/openapi/v3" => json_value(StatusCode::OK, &state.openapi_index),
+        "/openapi/v3" => json_value(StatusCode::OK, state.openapi_index()),
         _ => {
             let segs: Vec<&str> = p.trim_start_matches('/').split('/').collect();
             match segs.as_slice() {
