@@ -9,9 +9,11 @@
 //! - [`client`]: HTTP/2 over rustls with the admin client certificate.
 //! - [`pods`]: request bodies (a ~1.5 KB pod).
 //! - [`scenarios`]: the measured phases.
+//! - [`cpu`]: CPU used by the server, the client and other processes during each phase.
 //! - [`stats`], [`report`]: percentiles and the table.
 
 pub mod client;
+pub mod cpu;
 mod error;
 pub mod pods;
 pub mod report;
@@ -22,6 +24,7 @@ pub mod stats;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use cpu::CpuMeter;
 pub use error::BenchError;
 use report::{Figure, Report};
 use scenarios::{Budget, WatchPlan};
@@ -110,12 +113,18 @@ const NS_CREATE: &str = "bench-create";
 const NS_TPUT: &str = "bench-throughput";
 const NS_LIST: &str = "bench-list";
 const NS_WATCH: &str = "bench-watch";
+const NS_WATCH1: &str = "bench-watch-one";
 
 /// Runs every phase against a fresh server and returns the figures. `progress` receives a
 /// line before each phase (for stderr).
 pub async fn run(opts: &Options, progress: &dyn Fn(&str)) -> Result<Report, BenchError> {
     let plan = &opts.plan;
     let mut report = Report::default();
+    if let Some(load) = cpu::load_average().await {
+        report
+            .notes
+            .push(format!("1-minute load average before the run: {load:.2}"));
+    }
 
     // 6a. Time to ready on empty data dirs.
     let starts = plan.extra_ready_trials + 1;
@@ -201,7 +210,7 @@ async fn phases(
 ) -> Result<(), BenchError> {
     let connector = &srv.connector;
     let admin = connector.h2().await?;
-    for ns in [NS_CREATE, NS_TPUT, NS_LIST, NS_WATCH] {
+    for ns in [NS_CREATE, NS_TPUT, NS_LIST, NS_WATCH, NS_WATCH1] {
         scenarios::ensure_namespace(&admin, ns).await?;
     }
 
@@ -211,15 +220,18 @@ async fn phases(
         plan.paced_rate,
         plan.paced_for.as_secs()
     ));
+    let m = meter(srv).await;
     let run =
         scenarios::paced_creates(&admin, NS_CREATE, "create", plan.paced_rate, plan.paced_for)
             .await;
     let name = format!(
-        "create latency @ {}/s paced, {} s (1.5 KB pod)",
+        "create latency @ {}/s paced, {} s ({} B pod)",
         plan.paced_rate,
-        plan.paced_for.as_secs()
+        plan.paced_for.as_secs(),
+        pods::pod_body(NS_CREATE, &scenarios::pod_name("create", 0)).len()
     );
     push_latency(report, &name, &run, 10.0, "p99 ≤ 10 ms");
+    cpu_line(report, m, "paced creates").await;
 
     // 2. Throughput.
     progress(&format!(
@@ -231,6 +243,7 @@ async fn phases(
     for _ in 0..plan.tput_clients {
         conns.push(connector.h2().await?);
     }
+    let m = meter(srv).await;
     let run = scenarios::closed_loop_creates(
         &conns,
         plan.tput_clients,
@@ -258,6 +271,7 @@ async fn phases(
         "≥ 3,000/s",
     ));
     note_errors(report, "throughput creates", &run.errors);
+    cpu_line(report, m, "closed-loop creates").await;
     drop(conns);
 
     // 4a. Populate the LIST namespace.
@@ -269,6 +283,7 @@ async fn phases(
     for _ in 0..8 {
         conns.push(connector.h2().await?);
     }
+    let m = meter(srv).await;
     let run = scenarios::closed_loop_creates(
         &conns,
         plan.populate_clients,
@@ -290,6 +305,7 @@ async fn phases(
         ),
     ));
     note_errors(report, "populate creates", &run.errors);
+    cpu_line(report, m, "populate").await;
 
     // 3. GETs.
     for clients in [1usize, 8] {
@@ -297,6 +313,7 @@ async fn phases(
             "GET of random pods: {clients} client(s) for {:.1} s",
             plan.get_for.as_secs_f64()
         ));
+        let m = meter(srv).await;
         let run = scenarios::random_gets(
             &conns,
             clients,
@@ -312,6 +329,7 @@ async fn phases(
             run.rate()
         );
         push_latency(report, &name, &run, 2.0, "p99 ≤ 2 ms");
+        cpu_line(report, m, "GETs").await;
     }
 
     // 4b. LISTs.
@@ -325,7 +343,9 @@ async fn phases(
             plan.list_pods, plan.list_runs
         ));
         let name = format!("LIST {} pods, full {form}", plan.list_pods);
-        match scenarios::repeated_lists(&admin, &path, accept, plan.list_runs).await {
+        let m = meter(srv).await;
+        let listed = scenarios::repeated_lists(&admin, &path, accept, plan.list_runs).await;
+        match listed {
             Ok(l) => {
                 let s = Summary::of(l.times.clone());
                 let (p50, max) = s.map(|s| (s.p50, s.max)).unwrap_or_default();
@@ -356,11 +376,42 @@ async fn phases(
                 .figures
                 .push(Figure::failed(name, e.to_string(), "≤ 300 ms")),
         }
+        cpu_line(report, m, "LISTs").await;
     }
     drop(conns);
 
-    // 5. Watch fan-out.
+    // 5a. Watch baseline: one watcher, same writes (separates fan-out cost from the path).
     let w = plan.watch;
+    let one = WatchPlan {
+        watchers: 1,
+        writes: w.writes.min(20),
+        drain: Duration::from_secs(3),
+        ..w
+    };
+    progress(&format!(
+        "watch baseline: 1 watcher, {} creates",
+        one.writes
+    ));
+    match scenarios::watch_fanout(connector, &admin, NS_WATCH1, "watch1", one).await {
+        Ok(run) => {
+            if let Some(s) = Summary::of(run.latencies.clone()) {
+                report.figures.push(Figure::info(
+                    format!("watch delivery latency, 1 watcher × {} creates", one.writes),
+                    format!(
+                        "p50 {} ms, p99 {} ms ({} of {} events)",
+                        ms(s.p50),
+                        ms(s.p99),
+                        run.received,
+                        run.expected
+                    ),
+                ));
+            }
+            note_errors(report, "watch baseline", &run.errors);
+        }
+        Err(e) => report.notes.push(format!("watch baseline: {e}")),
+    }
+
+    // 5b. Watch fan-out.
     progress(&format!(
         "watch: {} watchers ({} per HTTP/2 connection), {} creates every {} ms",
         w.watchers,
@@ -372,7 +423,9 @@ async fn phases(
         "watch delivery latency, {} watchers × {} creates",
         w.watchers, w.writes
     );
-    match scenarios::watch_fanout(connector, &admin, NS_WATCH, "watch", w).await {
+    let m = meter(srv).await;
+    let watched = scenarios::watch_fanout(connector, &admin, NS_WATCH, "watch", w).await;
+    match watched {
         Ok(run) => {
             let missing = run.expected.saturating_sub(run.received);
             match Summary::of(run.latencies.clone()) {
@@ -434,7 +487,22 @@ async fn phases(
             .figures
             .push(Figure::failed(name, e.to_string(), "p99 ≤ 20 ms")),
     }
+    cpu_line(report, m, "the watch phase").await;
     Ok(())
+}
+
+async fn meter(srv: &ServerProcess) -> Option<CpuMeter> {
+    CpuMeter::start(srv.pid()?).await.ok()
+}
+
+async fn cpu_line(report: &mut Report, meter: Option<CpuMeter>, phase: &str) {
+    if let Some(m) = meter
+        && let Ok(u) = m.usage().await
+    {
+        report
+            .figures
+            .push(Figure::info(format!("  cpu during {phase}"), u.text()));
+    }
 }
 
 fn push_latency(report: &mut Report, name: &str, run: &scenarios::Run, p99_ms: f64, target: &str) {

@@ -33,7 +33,6 @@ pub fn pod_body(namespace: &str, name: &str) -> Bytes {
                     "name": "app",
                     "image": "registry.example.com/shop/checkout:1.24.3",
                     "imagePullPolicy": "IfNotPresent",
-                    "args": ["--config=/etc/checkout/config.yaml", "--log-level=info"],
                     "ports": [
                         {"name": "http", "containerPort": 8080, "protocol": "TCP"},
                         {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
@@ -50,11 +49,6 @@ pub fn pod_body(namespace: &str, name: &str) -> Bytes {
                     "readinessProbe": {
                         "httpGet": {"path": "/healthz", "port": "http"},
                         "periodSeconds": 5,
-                    },
-                    "livenessProbe": {
-                        "httpGet": {"path": "/livez", "port": "http"},
-                        "initialDelaySeconds": 10,
-                        "periodSeconds": 10,
                     },
                     "volumeMounts": [
                         {"name": "config", "mountPath": "/etc/checkout", "readOnly": true},

@@ -154,6 +154,14 @@ impl ServerProcess {
             .ok_or_else(|| BenchError::Unexpected(format!("no VmRSS/VmHWM in {path}")))
     }
 
+    /// CPU time (user + system) the server has used so far.
+    pub async fn cpu_time(&self) -> Result<Duration, BenchError> {
+        let pid = self
+            .pid()
+            .ok_or_else(|| BenchError::Server("the server has exited".into()))?;
+        crate::cpu::cpu_time(&pid.to_string()).await
+    }
+
     /// The last `n` lines of the server's log.
     pub fn log_tail(&self, n: usize) -> String {
         tail(&self.log_path(), n)
