@@ -395,14 +395,18 @@ async fn phases(
     match scenarios::watch_fanout(connector, &admin, NS_WATCH1, "watch1", one).await {
         Ok(run) => {
             if let Some(s) = Summary::of(run.latencies.clone()) {
+                let sent = Summary::of(run.from_send.clone());
                 report.figures.push(Figure::info(
                     format!("watch delivery latency, 1 watcher × {} creates", one.writes),
                     format!(
-                        "p50 {} ms, p99 {} ms ({} of {} events)",
+                        "p50 {} ms, p99 {} ms ({} of {} events, {} before the ack){}",
                         ms(s.p50),
                         ms(s.p99),
                         run.received,
-                        run.expected
+                        run.expected,
+                        run.early,
+                        sent.map(|t| format!("; request sent → receipt p50 {} ms", ms(t.p50)))
+                            .unwrap_or_default()
                     ),
                 ));
             }
@@ -459,6 +463,12 @@ async fn phases(
                         .figures
                         .push(Figure::failed(name, "no event received", "p99 ≤ 20 ms"))
                 }
+            }
+            if let Some(t) = Summary::of(run.from_send.clone()) {
+                report.figures.push(Figure::info(
+                    "watch: create request sent → receipt",
+                    format!("p50 {} ms, p99 {} ms", ms(t.p50), ms(t.p99)),
+                ));
             }
             if let Some(f) = Summary::of(run.fanout.clone()) {
                 report.figures.push(Figure::info(

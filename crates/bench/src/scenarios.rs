@@ -358,6 +358,9 @@ pub struct WatchRun {
     /// For every (watcher, acknowledged write): receipt time minus acknowledgement time
     /// (0 when the event arrived before the acknowledgement).
     pub latencies: Vec<Duration>,
+    /// For every (watcher, acknowledged write): receipt time minus the time the create request
+    /// was sent (an upper bound of commit → delivery that needs no ordering assumption).
+    pub from_send: Vec<Duration>,
     /// Events that arrived before their write's acknowledgement did.
     pub early: usize,
     /// Per write: time from its acknowledgement until the last watcher had it (writes that
@@ -440,11 +443,13 @@ pub async fn watch_fanout(
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let mut acks: Vec<Option<Instant>> = Vec::with_capacity(plan.writes);
+    let mut sends: Vec<Instant> = Vec::with_capacity(plan.writes);
     let start = Instant::now();
     for i in 0..plan.writes {
         let body = pod_body(ns, &pod_name(prefix, i));
         let at = start + plan.interval * u32::try_from(i).unwrap_or(u32::MAX);
         tokio::time::sleep_until(at.into()).await;
+        sends.push(Instant::now());
         let r = writer.post(&list_path, body).await;
         let ack = Instant::now();
         match check(r, StatusCode::CREATED, "POST", &list_path) {
@@ -495,6 +500,7 @@ pub async fn watch_fanout(
                         run.early += 1;
                     }
                     run.latencies.push(rcv.saturating_duration_since(*ack));
+                    run.from_send.push(rcv.saturating_duration_since(sends[i]));
                     if let Some(Some(last)) = last_receipt.get_mut(i)
                         && rcv > *last
                     {
