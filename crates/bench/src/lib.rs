@@ -453,7 +453,7 @@ async fn phases(
                         20.0,
                         "p99 ≤ 20 ms",
                     );
-                    if missing > 0 || run.established < w.watchers {
+                    if missing > 0 || run.established_in_setup < w.watchers {
                         fig.verdict = report::Verdict::Miss;
                     }
                     report.figures.push(fig);
@@ -482,7 +482,7 @@ async fn phases(
                 ));
             }
             report.figures.push(Figure::info(
-                format!("watch setup: {} watches opened", run.established),
+                format!("watch setup: {} watches opened", run.established_in_setup),
                 format!("{} ms", ms(run.setup)),
             ));
             if missing > 0 {

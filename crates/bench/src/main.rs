@@ -19,19 +19,21 @@ struct Args {
     /// Also print the table as Markdown.
     #[arg(long)]
     markdown: bool,
+    /// Watch streams per HTTP/2 connection in the watch phase.
+    #[arg(long, default_value_t = 50)]
+    watch_streams_per_connection: usize,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let r8s = resolve_binary(args.r8s);
-    let opts = bench::Options {
-        r8s,
-        plan: if args.quick {
-            bench::Plan::quick()
-        } else {
-            bench::Plan::full()
-        },
+    let mut plan = if args.quick {
+        bench::Plan::quick()
+    } else {
+        bench::Plan::full()
     };
+    plan.watch.per_conn = args.watch_streams_per_connection.max(1);
+    let opts = bench::Options { r8s, plan };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

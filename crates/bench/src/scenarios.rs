@@ -349,9 +349,11 @@ pub fn added_event_index(line: &[u8], prefix: &str) -> Option<usize> {
 /// What the watch phase observed.
 #[derive(Debug, Default)]
 pub struct WatchRun {
-    /// Watchers whose request got 200.
+    /// Watchers whose request got 200 (including any that only got it after the setup wait).
     pub established: usize,
-    /// Time to open every watch (from the first request to the last 200).
+    /// Watchers whose request got 200 within the setup wait (60 s).
+    pub established_in_setup: usize,
+    /// Time to open every watch (from the first request to the last 200), or the setup wait.
     pub setup: Duration,
     /// Writes acknowledged with 201.
     pub writes_ok: usize,
@@ -389,7 +391,13 @@ pub struct WatchPlan {
     pub drain: Duration,
 }
 
-type Receipts = (Vec<Option<Instant>>, Option<String>);
+/// What one watcher saw: whether its watch got 200 (at any time), the arrival time of each
+/// expected event, and why its stream ended early, if it did.
+struct Receipts {
+    established: bool,
+    got: Vec<Option<Instant>>,
+    ended: Option<String>,
+}
 
 /// Opens `plan.watchers` watches on the pods of `ns` (from its current resourceVersion), then
 /// creates `plan.writes` pods one by one through `writer`, and measures, for every watcher, the
@@ -432,9 +440,20 @@ pub async fn watch_fanout(
     let mut answered = 0;
     while answered < plan.watchers {
         match tokio::time::timeout_at(setup_deadline, ready_rx.recv()).await {
-            Ok(Some(Ok(()))) => run.established += 1,
+            Ok(Some(Ok(()))) => run.established_in_setup += 1,
             Ok(Some(Err(e))) => run.errors.record("watch start failed", || e),
-            Ok(None) | Err(_) => break,
+            Ok(None) => break,
+            Err(_) => {
+                let n = plan.watchers - answered;
+                run.errors.record("watch not answered within 60 s", || {
+                    format!(
+                        "{n} of {} watches got no response head within 60 s \
+                         ({} streams per HTTP/2 connection)",
+                        plan.watchers, plan.per_conn
+                    )
+                });
+                break;
+            }
         }
         answered += 1;
     }
@@ -487,8 +506,16 @@ pub async fn watch_fanout(
 
     let mut last_receipt: Vec<Option<Instant>> = acks.clone();
     let mut all_got: Vec<bool> = vec![true; acks.len()];
-    for (got, err) in &results {
-        if let Some(e) = err {
+    for Receipts {
+        established,
+        got,
+        ended,
+    } in &results
+    {
+        if *established {
+            run.established += 1;
+        }
+        if let Some(e) = ended {
             run.errors.record("watch stream ended early", || e.clone());
         }
         for (i, ack) in acks.iter().enumerate() {
@@ -532,10 +559,17 @@ async fn watcher(
     ready: mpsc::Sender<Result<(), String>>,
     mut stop: watch::Receiver<bool>,
 ) -> Receipts {
-    let mut got: Vec<Option<Instant>> = vec![None; writes];
+    let mut out = Receipts {
+        established: false,
+        got: vec![None; writes],
+        ended: None,
+    };
     let started = tokio::select! {
         r = client.start(Method::GET, &path, "application/json", None) => r,
-        _ = stop.changed() => return (got, Some("stopped before the watch started".into())),
+        _ = stop.changed() => {
+            out.ended = Some("stopped before the watch started".into());
+            return out;
+        }
     };
     let resp = match started {
         Ok(r) if r.status() == StatusCode::OK => r,
@@ -548,13 +582,14 @@ async fn watcher(
             let _ = ready
                 .send(Err(format!("GET {path} → {status}: {body}")))
                 .await;
-            return (got, None);
+            return out;
         }
         Err(e) => {
             let _ = ready.send(Err(format!("GET {path}: {e}"))).await;
-            return (got, None);
+            return out;
         }
     };
+    out.established = true;
     let _ = ready.send(Ok(())).await;
     drop(ready);
     let mut body = resp.into_body();
@@ -567,18 +602,14 @@ async fn watcher(
         };
         let data = match frame {
             None => {
-                return (
-                    got,
-                    Some(format!(
-                        "the server ended the watch after {count} of {writes} events"
-                    )),
-                );
+                out.ended = Some(format!(
+                    "the server ended the watch after {count} of {writes} events"
+                ));
+                return out;
             }
             Some(Err(e)) => {
-                return (
-                    got,
-                    Some(format!("watch stream error after {count} events: {e}")),
-                );
+                out.ended = Some(format!("watch stream error after {count} events: {e}"));
+                return out;
             }
             Some(Ok(f)) => match f.into_data() {
                 Ok(d) => d,
@@ -593,7 +624,7 @@ async fn watcher(
         while let Some(off) = buf[pos..].iter().position(|&b| b == b'\n') {
             let end = pos + off;
             if let Some(i) = added_event_index(&buf[line_start..end], &prefix)
-                && let Some(slot) = got.get_mut(i)
+                && let Some(slot) = out.got.get_mut(i)
                 && slot.is_none()
             {
                 *slot = Some(now);
@@ -604,7 +635,7 @@ async fn watcher(
         }
         buf.drain(..line_start);
     }
-    (got, None)
+    out
 }
 
 #[cfg(test)]
