@@ -185,7 +185,7 @@ impl Report {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} |",
-                md_cell(&f.name),
+                md_cell(&md_name(&f.name)),
                 md_cell(&f.value),
                 md_cell(&f.target),
                 match f.verdict {
@@ -201,6 +201,14 @@ impl Report {
             }
         }
         out
+    }
+}
+
+/// Indented (sub-)figure names get an arrow, since Markdown cells drop leading spaces.
+fn md_name(name: &str) -> String {
+    match name.strip_prefix("  ") {
+        Some(rest) => format!("↳ {}", rest.trim_start()),
+        None => name.to_owned(),
     }
 }
 
@@ -265,5 +273,13 @@ mod tests {
         };
         let md = r.markdown();
         assert!(md.contains("| a\\|b | 1 | ≤ 1 | **MISS** |"), "{md}");
+        let sub = Report {
+            figures: vec![Figure::info("  cpu during x", "1 core")],
+            notes: vec![],
+        };
+        assert!(
+            sub.markdown()
+                .contains("| ↳ cpu during x | 1 core | - | - |")
+        );
     }
 }
