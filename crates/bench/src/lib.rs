@@ -59,7 +59,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The full run (about 1.5 minutes).
+    /// The full run (about a minute on the 2-core machine).
     pub fn full() -> Self {
         Self {
             extra_ready_trials: 4,
