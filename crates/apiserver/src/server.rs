@@ -280,7 +280,10 @@ pub async fn serve_tls(
                 req.map(Body::new)
             });
             let svc = TowerToHyperService::new(svc);
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            // client-go multiplexes every request of a process (informers hold one watch per
+            // resource) over one HTTP/2 connection; hyper's default of 200 streams is too few.
+            builder.http2().max_concurrent_streams(1000);
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
             tokio::pin!(conn);
             tokio::select! {

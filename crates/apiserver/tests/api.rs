@@ -872,3 +872,23 @@ async fn services_get_cluster_ips_that_survive_updates() {
         .await;
     assert_eq!(h["spec"]["clusterIP"], "None");
 }
+
+#[tokio::test]
+async fn pods_start_pending_with_defaults() {
+    let a = api().await;
+    let pod = json!({"apiVersion":"v1","kind":"Pod","metadata":{"generateName":"web-"},"spec":{"containers":[{"name":"c","image":"nginx:1.14.2","resources":{"limits":{"cpu":"1","memory":"64Mi"}}}]},"status":{"phase":"Running"}});
+    let (code, p) = a.post("/api/v1/namespaces/default/pods", pod).await;
+    assert_eq!(code, StatusCode::CREATED, "{p}");
+    assert_eq!(p["status"]["phase"], "Pending");
+    assert_eq!(p["status"]["qosClass"], "Guaranteed");
+    assert_eq!(
+        p["spec"]["containers"][0]["imagePullPolicy"],
+        "IfNotPresent"
+    );
+    assert_eq!(p["spec"]["schedulerName"], "default-scheduler");
+    assert!(p["metadata"]["name"].as_str().unwrap().starts_with("web-"));
+    let (_, l) = a
+        .get("/api/v1/namespaces/default/pods?fieldSelector=status.phase%3DPending")
+        .await;
+    assert_eq!(l["items"].as_array().unwrap().len(), 1);
+}

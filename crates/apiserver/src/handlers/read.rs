@@ -336,7 +336,8 @@ pub async fn list(
                             n,
                             next.map(|k| encode_continue(n, &k)),
                             None,
-                        );
+                        )
+                        .await;
                     }
                 }
             }
@@ -349,10 +350,10 @@ pub async fn list(
     let _ = filter.is_trivial();
     let cont = next.map(|k| encode_continue(rv, &k));
     let remaining = cont.as_ref().map(|_| remaining);
-    render_list(t, q, form, items, rv, cont, remaining)
+    render_list(t, q, form, items, rv, cont, remaining).await
 }
 
-fn render_list(
+async fn render_list(
     t: &Target,
     q: &Query,
     form: ResponseForm,
@@ -361,6 +362,7 @@ fn render_list(
     cont: Option<String>,
     remaining: Option<usize>,
 ) -> Result<Response, ApiError> {
+    let items_len = items.len();
     match form {
         ResponseForm::Object => {
             // Assembled from the cached JSON of each item, without re-serializing objects.
@@ -406,11 +408,20 @@ fn render_list(
             Ok(super::json_value(StatusCode::OK, &list))
         }
         ResponseForm::Table => {
-            let objs: Vec<Value> = items.iter().map(|o| object_value(&t.r, o)).collect();
-            let tbl = table::table(&t.r, &objs, q, Some(rv), cont.as_deref(), remaining, true);
+            let r = t.r.clone();
+            let q = q.clone();
+            let render = move || table::list_bytes(&r, &items, &q, rv, cont.as_deref(), remaining);
+            // Large tables are CPU work: keep them off the async workers.
+            let body = if items_len > 100 {
+                tokio::task::spawn_blocking(render)
+                    .await
+                    .map_err(ApiError::internal)?
+            } else {
+                render()
+            };
             Ok(json_response(
                 StatusCode::OK,
-                serde_json::to_vec(&tbl).unwrap_or_default(),
+                body,
                 table::TABLE_CONTENT_TYPE,
             ))
         }
