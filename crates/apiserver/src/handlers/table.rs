@@ -93,6 +93,44 @@ pub fn list_bytes(
     out.extend_from_slice(b",\"columnDefinitions\":");
     let _ = serde_json::to_writer(&mut out, &printers::column_definitions_json(printer));
     out.extend_from_slice(b",\"rows\":[");
+    // Rows are independent: large tables are printed on every core, chunk by chunk.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunks: Vec<Vec<u8>> = if items.len() >= 2_000 && threads > 1 {
+        let size = items.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = items
+                .chunks(size)
+                .map(|chunk| scope.spawn(move || rows(r, printer, chunk, include, now)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
+        })
+    } else {
+        vec![rows(r, printer, items, include, now)]
+    };
+    let mut first = true;
+    for c in chunks.iter().filter(|c| !c.is_empty()) {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(c);
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+/// The rows of `items`, comma-separated.
+fn rows(
+    r: &ResourceInfo,
+    printer: &dyn printers::Printer,
+    items: &[std::sync::Arc<crate::cacher::CachedObject>],
+    include: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(items.len() * 512);
     for (i, o) in items.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -113,6 +151,46 @@ pub fn list_bytes(
         }
         let _ = serde_json::to_writer(&mut out, &Value::Object(row));
     }
-    out.extend_from_slice(b"]}");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::cacher::CachedObject;
+    use crate::registry::Registry;
+
+    #[test]
+    fn large_tables_keep_every_row_in_order() {
+        let reg = Registry::builtin();
+        let r = reg.get("", "v1", "configmaps").unwrap();
+        let items: Vec<Arc<CachedObject>> = (0..2_500)
+            .map(|i| {
+                let name = format!("cm-{i:05}");
+                let v = json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":name,"namespace":"default","resourceVersion":"7","creationTimestamp":"2026-01-01T00:00:00Z"},"data":{"a":"b"}});
+                Arc::new(CachedObject {
+                    key: format!("/registry/configmaps/default/{name}"),
+                    namespace: "default".into(),
+                    name,
+                    rv: 7,
+                    raw: bytes::Bytes::from(serde_json::to_vec(&v).unwrap()),
+                    labels: Default::default(),
+                    fields: Vec::new(),
+                })
+            })
+            .collect();
+        let out = list_bytes(r, &items, &Query::parse(None), 9, None, None);
+        let t: Value = serde_json::from_slice(&out).unwrap();
+        let rows = t["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 2_500);
+        for (i, row) in rows.iter().enumerate() {
+            assert_eq!(row["cells"][0], format!("cm-{i:05}"));
+            assert_eq!(row["cells"][1], 1);
+            assert_eq!(row["object"]["kind"], "PartialObjectMetadata");
+        }
+        assert_eq!(t["metadata"]["resourceVersion"], "9");
+        assert_eq!(t["columnDefinitions"][0]["name"], "Name");
+    }
 }
