@@ -3,6 +3,7 @@
 //! applied configuration into a live object (`Merge`) and the removal of field paths
 //! (`RemoveItems`).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
@@ -12,16 +13,16 @@ use crate::fieldpath::{FieldSet, Path, PathElement, path_string};
 use crate::schema::{ListKind, NodeKind};
 
 /// How a value is treated at one place of the schema.
-enum Shape {
+enum Shape<'a> {
     /// A scalar, an atomic map or list, or a value whose shape does not match the schema.
     Leaf,
     /// An object merged field by field.
     Fields,
     /// A list whose items are identified by key or value.
-    Associative(ListKind),
+    Associative(Cow<'a, ListKind>),
 }
 
-fn shape(v: &Value, node: &SchemaNode) -> Shape {
+fn shape<'a>(v: &Value, node: &SchemaNode<'a>) -> Shape<'a> {
     match v {
         Value::Object(_) => match node.kind() {
             NodeKind::Struct | NodeKind::Map | NodeKind::Unknown if !node.is_atomic_map() => {
@@ -31,7 +32,7 @@ fn shape(v: &Value, node: &SchemaNode) -> Shape {
         },
         Value::Array(_) => match node.kind() {
             NodeKind::List => match node.list_kind() {
-                ListKind::Atomic => Shape::Leaf,
+                k if *k == ListKind::Atomic => Shape::Leaf,
                 k => Shape::Associative(k),
             },
             _ => Shape::Leaf,
