@@ -41,7 +41,12 @@ impl PathElement {
     /// The `FieldsV1` key of this element.
     pub fn serialize(&self) -> String {
         match self {
-            PathElement::Field(f) => format!("f:{f}"),
+            PathElement::Field(f) => {
+                let mut s = String::with_capacity(f.len() + 2);
+                s.push_str("f:");
+                s.push_str(f);
+                s
+            }
             PathElement::Key(pairs) => {
                 let body: Vec<String> = pairs
                     .iter()
@@ -137,9 +142,55 @@ impl FieldSet {
         match path {
             [] => {}
             [last] => {
-                self.members.insert(last.clone());
+                if !self.members.contains(last) {
+                    self.members.insert(last.clone());
+                }
             }
-            [first, rest @ ..] => self.children.entry(first.clone()).or_default().insert(rest),
+            [first, rest @ ..] => match self.children.get_mut(first) {
+                Some(c) => c.insert(rest),
+                None => self.children.entry(first.clone()).or_default().insert(rest),
+            },
+        }
+    }
+
+    /// Adds the one-element path `pe`.
+    pub(crate) fn insert_member(&mut self, pe: PathElement) {
+        self.members.insert(pe);
+    }
+
+    /// Adds the paths of `set` below `pe` (merged with those already there).
+    pub(crate) fn insert_child(&mut self, pe: PathElement, set: FieldSet) {
+        if set.is_empty() {
+            return;
+        }
+        match self.children.get_mut(&pe) {
+            Some(c) => c.union_owned(set),
+            None => {
+                self.children.insert(pe, set);
+            }
+        }
+    }
+
+    /// Removes the one-element path `pe` and every path below it.
+    pub(crate) fn remove_recursive(&mut self, pe: &PathElement) {
+        self.members.remove(pe);
+        self.children.remove(pe);
+    }
+
+    /// Removes the one-element path `pe` (not the paths below it).
+    pub(crate) fn remove_member(&mut self, pe: &PathElement) {
+        self.members.remove(pe);
+    }
+
+    /// The paths below `pe`, mutably.
+    pub(crate) fn child_mut(&mut self, pe: &PathElement) -> Option<&mut FieldSet> {
+        self.children.get_mut(pe)
+    }
+
+    /// Drops the children left empty below `pe`.
+    pub(crate) fn prune_child(&mut self, pe: &PathElement) {
+        if self.children.get(pe).is_some_and(FieldSet::is_empty) {
+            self.children.remove(pe);
         }
     }
 
@@ -172,15 +223,58 @@ impl FieldSet {
     /// The union of both sets.
     pub fn union(&self, other: &FieldSet) -> FieldSet {
         let mut out = self.clone();
-        out.members.extend(other.members.iter().cloned());
-        for (pe, c) in &other.children {
-            let merged = match out.children.get(pe) {
-                Some(mine) => mine.union(c),
-                None => c.clone(),
-            };
-            out.children.insert(pe.clone(), merged);
-        }
+        out.union_with(other);
         out
+    }
+
+    /// Adds the paths of `other` to this set.
+    pub fn union_with(&mut self, other: &FieldSet) {
+        for m in &other.members {
+            if !self.members.contains(m) {
+                self.members.insert(m.clone());
+            }
+        }
+        for (pe, c) in &other.children {
+            match self.children.get_mut(pe) {
+                Some(mine) => mine.union_with(c),
+                None => {
+                    self.children.insert(pe.clone(), c.clone());
+                }
+            }
+        }
+    }
+
+    /// Adds the paths of `other` to this set, consuming it.
+    pub fn union_owned(&mut self, other: FieldSet) {
+        if self.members.is_empty() && self.children.is_empty() {
+            *self = other;
+            return;
+        }
+        self.members.extend(other.members);
+        for (pe, c) in other.children {
+            match self.children.get_mut(&pe) {
+                Some(mine) => mine.union_owned(c),
+                None => {
+                    self.children.insert(pe, c);
+                }
+            }
+        }
+    }
+
+    /// Removes the paths of `other` from this set, as [`FieldSet::difference`] (children left
+    /// empty are dropped).
+    pub fn subtract(&mut self, other: &FieldSet) {
+        if !other.members.is_empty() {
+            self.members.retain(|m| !other.members.contains(m));
+        }
+        for (pe, o) in &other.children {
+            if let Some(c) = self.children.get_mut(pe) {
+                c.subtract(o);
+                if c.is_empty() {
+                    self.children.remove(pe);
+                }
+            }
+        }
     }
 
     /// The paths of `self` that are not in `other` (upstream `Difference`: a member of `other`
@@ -265,15 +359,31 @@ impl FieldSet {
         if include_self && !(self.members.is_empty() && self.children.is_empty()) {
             out.insert(".".to_owned(), empty());
         }
-        let mut keys: BTreeSet<&PathElement> = self.members.iter().collect();
-        keys.extend(
-            self.children
-                .keys()
-                .filter(|k| self.children.get(*k).is_some_and(|c| !c.is_empty())),
-        );
-        for pe in keys {
-            let member = self.members.contains(pe);
-            let value = match self.children.get(pe).filter(|c| !c.is_empty()) {
+        // Members and non-empty children, merged in path-element order.
+        let mut members = self.members.iter().peekable();
+        let mut children = self
+            .children
+            .iter()
+            .filter(|(_, c)| !c.is_empty())
+            .peekable();
+        loop {
+            let (pe, member, child) = match (members.peek(), children.peek()) {
+                (None, None) => break,
+                (Some(m), Some((c, _))) if *m == *c => {
+                    let child = children.next().map(|(_, c)| c);
+                    (members.next().expect("peeked"), true, child)
+                }
+                (Some(m), Some((c, _))) if *m > *c => {
+                    let (pe, child) = children.next().expect("peeked");
+                    (pe, false, Some(child))
+                }
+                (Some(_), _) => (members.next().expect("peeked"), true, None),
+                (None, Some(_)) => {
+                    let (pe, child) = children.next().expect("peeked");
+                    (pe, false, Some(child))
+                }
+            };
+            let value = match child {
                 Some(c) => Value::Object(c.emit(member)),
                 None => empty(),
             };

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use crate::SchemaNode;
 use crate::fieldpath::{FieldSet, PathElement, path_string};
-use crate::typed::{Comparison, compare, merge, remove_items, to_field_set};
+use crate::typed::{Comparison, SERVER_METADATA, View, compare, merge, remove_items, to_field_set};
 
 const OPERATION_APPLY: &str = "Apply";
 const OPERATION_UPDATE: &str = "Update";
@@ -15,17 +15,6 @@ const BEFORE_FIRST_APPLY: &str = "before-first-apply";
 const ANCIENT_CHANGES: &str = "ancient-changes";
 const MAX_UPDATE_MANAGERS: usize = 10;
 const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-/// Metadata fields the server sets; never part of any field set nor compared.
-const SERVER_METADATA: [&str; 7] = [
-    "managedFields",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "uid",
-    "selfLink",
-    "clusterName",
-];
 
 /// One field conflict of an apply: a field set to another value than the one owned by
 /// `manager`.
@@ -182,8 +171,25 @@ impl Entry {
         )
     }
 
+    /// Whether this entry's identifier is that of the given manager (as comparing
+    /// [`identifier`]s, without building them).
     fn is(&self, manager: &str, operation: &str, api_version: &str, sub: Option<&str>) -> bool {
-        self.identifier() == identifier(manager, operation, api_version, sub)
+        fn non_empty(s: Option<&str>) -> Option<&str> {
+            s.filter(|s| !s.is_empty())
+        }
+        self.manager == manager
+            && self.operation == operation
+            && (operation == OPERATION_APPLY || self.api_version == api_version)
+            && non_empty(self.subresource.as_deref()) == non_empty(sub)
+    }
+
+    fn same_identity(&self, other: &Entry) -> bool {
+        self.is(
+            &other.manager,
+            &other.operation,
+            &other.api_version,
+            other.subresource.as_deref(),
+        )
     }
 }
 
@@ -251,8 +257,7 @@ fn decode(encoded: Option<&Value>) -> Result<Vec<Entry>, String> {
                 .map(str::to_owned),
             set,
         };
-        let id = entry.identifier();
-        out.retain(|o| o.identifier() != id);
+        out.retain(|o| !o.same_identity(&entry));
         out.push(entry);
     }
     Ok(out)
@@ -319,46 +324,27 @@ fn set_managed_fields(obj: &mut Value, entries: &[Entry]) {
     }
 }
 
-/// Which part of the object an operation may own (upstream's reset fields).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Scope {
-    /// The main resource: everything except `status`.
-    Main,
-    /// The status subresource: only `status`.
-    Status,
-    /// Other subresources (`scale`): everything.
-    All,
-}
-
-impl Scope {
-    fn of(subresource: Option<&str>) -> Scope {
-        match subresource {
-            None | Some("") => Scope::Main,
-            Some("status") => Scope::Status,
-            Some(_) => Scope::All,
-        }
+/// Which part of the object an operation may own (upstream's reset fields): everything except
+/// `status` through the main resource, only `status` through the status subresource, everything
+/// through other subresources (`scale`); server-set metadata never.
+fn scope_of(subresource: Option<&str>) -> View {
+    match subresource {
+        None | Some("") => View::Main,
+        Some("status") => View::Status,
+        Some(_) => View::All,
     }
 }
 
-/// The object as field ownership sees it: without server-set metadata, and restricted to the
-/// scope of the operation.
-fn clean(obj: &Value, scope: Scope) -> Value {
-    let Value::Object(o) = obj else {
-        return Value::Object(Map::new());
-    };
-    let mut o = o.clone();
+/// The applied configuration as field ownership sees it: without server-set metadata and
+/// `status`.
+fn clean_config(config: &Map<String, Value>) -> Value {
+    let mut o = config.clone();
     if let Some(Value::Object(meta)) = o.get_mut("metadata") {
         for k in SERVER_METADATA {
             meta.shift_remove(k);
         }
     }
-    match scope {
-        Scope::Main => {
-            o.shift_remove("status");
-        }
-        Scope::Status => o.retain(|k, _| k == "status"),
-        Scope::All => {}
-    }
+    o.shift_remove("status");
     Value::Object(o)
 }
 
@@ -367,16 +353,17 @@ fn field(name: &str) -> PathElement {
 }
 
 /// `stripMetaManager`: identity and server-set fields are never owned.
-fn strip_meta(set: &FieldSet) -> FieldSet {
-    let mut strip = FieldSet::new();
-    strip.insert(&[field("apiVersion")]);
-    strip.insert(&[field("kind")]);
-    for k in ["name", "namespace"].into_iter().chain(SERVER_METADATA) {
-        strip.insert(&[field("metadata"), field(k)]);
+fn strip_meta(set: &mut FieldSet) {
+    set.remove_recursive(&field("apiVersion"));
+    set.remove_recursive(&field("kind"));
+    let metadata = field("metadata");
+    if let Some(meta) = set.child_mut(&metadata) {
+        for k in ["name", "namespace"].into_iter().chain(SERVER_METADATA) {
+            meta.remove_recursive(&field(k));
+        }
     }
-    let mut metadata = FieldSet::new();
-    metadata.insert(&[field("metadata")]);
-    set.recursive_difference(&strip).difference(&metadata)
+    set.prune_child(&metadata);
+    set.remove_member(&metadata);
 }
 
 fn conflicts_of(entry: &Entry, set: &FieldSet) -> Vec<Conflict> {
@@ -400,11 +387,15 @@ fn update_managers(
     skip: Option<&str>,
     force: bool,
 ) -> Result<(), Vec<Conflict>> {
+    if managers.is_empty() {
+        return Ok(());
+    }
     let changed = cmp.modified.union(&cmp.added);
+    let skipped = |e: &Entry| skip.is_some_and(|id| e.identifier() == id);
     let mut conflicts: Vec<(String, Vec<Conflict>)> = Vec::new();
     let mut conflict_sets = Vec::with_capacity(managers.len());
     for e in managers.iter() {
-        if Some(e.identifier().as_str()) == skip {
+        if skipped(e) {
             conflict_sets.push(FieldSet::new());
             continue;
         }
@@ -419,10 +410,11 @@ fn update_managers(
         return Err(conflicts.into_iter().flat_map(|(_, c)| c).collect());
     }
     for (e, c) in managers.iter_mut().zip(conflict_sets) {
-        if Some(e.identifier().as_str()) == skip {
+        if skipped(e) {
             continue;
         }
-        e.set = e.set.difference(&c).difference(&cmp.removed);
+        e.set.subtract(&c);
+        e.set.subtract(&cmp.removed);
     }
     managers.retain(|e| !e.set.is_empty());
     Ok(())
@@ -441,19 +433,23 @@ fn record_update(
     schema: SchemaNode,
     now: &str,
 ) {
-    let scope = Scope::of(subresource);
-    let old_clean = old.map(|o| clean(o, scope));
-    let cmp = compare(old_clean.as_ref(), Some(&clean(new, scope)), schema);
+    let cmp = compare(old, Some(new), schema, scope_of(subresource));
     // Cannot fail: conflicts are forced.
     let _ = update_managers(managers, &cmp, None, true);
-    let current = strip_meta(&cmp.modified.union(&cmp.added));
+    let Comparison {
+        modified,
+        added: mut current,
+        ..
+    } = cmp;
+    current.union_owned(modified);
+    strip_meta(&mut current);
     if !current.is_empty() {
         match managers
             .iter_mut()
             .find(|e| e.is(manager, OPERATION_UPDATE, api_version, subresource))
         {
             Some(e) => {
-                e.set = current.union(&e.set);
+                e.set.union_owned(current);
                 e.time = Some(now.to_owned());
             }
             None => managers.push(Entry {
@@ -635,9 +631,10 @@ pub fn apply(
         );
     }
 
-    let config = clean(applied, Scope::Main);
+    let config = clean_config(config);
     let mut errors = Vec::new();
-    let config_set = strip_meta(&to_field_set(&config, schema, &mut errors));
+    let mut config_set = to_field_set(&config, schema, &mut errors);
+    strip_meta(&mut config_set);
     if !errors.is_empty() {
         return Err(ApplyError::Invalid(errors.join(", ")));
     }
@@ -678,14 +675,10 @@ pub fn apply(
         }
     }
 
-    let cmp = compare(
-        Some(&clean(&live_obj, Scope::Main)),
-        Some(&clean(&merged, Scope::Main)),
-        schema,
-    );
+    let cmp = compare(Some(&live_obj), Some(&merged), schema, View::Main);
     update_managers(&mut managers, &cmp, None, force).map_err(ApplyError::Conflicts)?;
 
-    let object_changed = clean(&live_obj, Scope::All) != clean(&merged, Scope::All);
+    let object_changed = !View::All.eq(&live_obj, &merged);
     let set_changed = previous.as_ref().is_none_or(|p| p.set != config_set);
     let time = if object_changed || set_changed {
         Some(now.to_owned())

@@ -88,72 +88,227 @@ fn implied_key_default(key: &str) -> Option<&'static Value> {
     (key == "protocol").then(|| TCP.get_or_init(|| Value::String("TCP".to_owned())))
 }
 
-/// The items of an associative list by path element, with their first index, in list order.
-/// Items whose element cannot be computed are reported in `errors`.
+/// The items of an associative list by path element, in list order of their first occurrence,
+/// each with every item carrying that element. Items whose element cannot be computed are
+/// passed to `on_error` with their index.
 fn index_items<'v>(
     list: &'v [Value],
     kind: &ListKind,
     items: &SchemaNode,
-    path: &Path,
-    errors: &mut Vec<String>,
+    on_error: &mut dyn FnMut(usize, String),
 ) -> Vec<(PathElement, Vec<&'v Value>)> {
-    let mut out: Vec<(PathElement, Vec<&Value>)> = Vec::new();
-    let mut pos: HashMap<PathElement, usize> = HashMap::new();
+    let mut out: Vec<(PathElement, Vec<&Value>)> = Vec::with_capacity(list.len());
+    let mut pos: Option<HashMap<PathElement, usize>> = None;
     for (i, item) in list.iter().enumerate() {
         match item_path_element(item, kind, items) {
             Ok(pe) => {
-                if let Some(&at) = pos.get(&pe) {
-                    out[at].1.push(item);
+                // Short lists are searched linearly, longer ones through an index.
+                let at = if list.len() <= 16 {
+                    out.iter().position(|(p, _)| *p == pe)
                 } else {
-                    pos.insert(pe.clone(), out.len());
-                    out.push((pe, vec![item]));
+                    let pos = pos.get_or_insert_with(HashMap::new);
+                    let at = pos.get(&pe).copied();
+                    if at.is_none() {
+                        pos.insert(pe.clone(), out.len());
+                    }
+                    at
+                };
+                match at {
+                    Some(at) => out[at].1.push(item),
+                    None => out.push((pe, vec![item])),
                 }
             }
-            Err(e) => errors.push(format!("{}: element {i}: {e}", path_string(path))),
+            Err(e) => on_error(i, e),
         }
     }
     out
 }
 
+/// A path from the root, as a chain of links on the stack (no allocation unless printed).
+#[derive(Clone, Copy)]
+pub(crate) struct PathLink<'p> {
+    parent: Option<&'p PathLink<'p>>,
+    elem: Option<&'p PathElement>,
+    field: Option<&'p str>,
+}
+
+impl<'p> PathLink<'p> {
+    /// The root (empty path).
+    pub(crate) const ROOT: PathLink<'static> = PathLink {
+        parent: None,
+        elem: None,
+        field: None,
+    };
+
+    fn field(&'p self, name: &'p str) -> PathLink<'p> {
+        PathLink {
+            parent: Some(self),
+            elem: None,
+            field: Some(name),
+        }
+    }
+
+    fn elem(&'p self, pe: &'p PathElement) -> PathLink<'p> {
+        PathLink {
+            parent: Some(self),
+            elem: Some(pe),
+            field: None,
+        }
+    }
+
+    /// Upstream's `Path.String()` of this path.
+    pub(crate) fn render(&self) -> String {
+        let mut links = Vec::new();
+        let mut cur = Some(self);
+        while let Some(l) = cur {
+            links.push(l);
+            cur = l.parent;
+        }
+        let mut out = String::new();
+        for l in links.into_iter().rev() {
+            if let Some(f) = l.field {
+                out.push('.');
+                out.push_str(f);
+            } else if let Some(pe) = l.elem {
+                out.push_str(&pe.to_string());
+            }
+        }
+        out
+    }
+}
+
 /// `ToFieldSet`: every leaf, every list item and every field of a map without named properties.
 /// Errors (items of list-type maps lacking their keys) are collected; such items are skipped.
 pub(crate) fn to_field_set(v: &Value, node: SchemaNode, errors: &mut Vec<String>) -> FieldSet {
-    let mut set = FieldSet::new();
-    walk_field_set(v, &node, &mut Vec::new(), &mut set, errors);
-    set
+    walk_field_set(v, &node, &PathLink::ROOT, errors).1
 }
 
+/// The field set below `v`, and whether `v` itself is a leaf (a member of its parent's set).
 fn walk_field_set(
     v: &Value,
     node: &SchemaNode,
-    path: &mut Path,
-    set: &mut FieldSet,
+    path: &PathLink,
     errors: &mut Vec<String>,
-) {
+) -> (bool, FieldSet) {
+    let mut set = FieldSet::new();
     match (v, shape(v, node)) {
         (Value::Object(m), Shape::Fields) => {
             for (k, child) in m {
-                path.push(PathElement::Field(k.clone()));
-                walk_field_set(child, &node.field(k), path, set, errors);
+                let (leaf, sub) = walk_field_set(child, &node.field(k), &path.field(k), errors);
                 let empty_map = child.as_object().is_some_and(Map::is_empty);
-                if child.is_null() || empty_map || !node.has_property(k) {
-                    set.insert(path);
-                }
-                path.pop();
+                let member = leaf || child.is_null() || empty_map || !node.has_property(k);
+                attach(&mut set, k, member, sub);
             }
         }
         (Value::Array(list), Shape::Associative(kind)) => {
             let items = node.items();
-            for (pe, values) in index_items(list, &kind, &items, path, errors) {
-                path.push(pe);
-                if let [only] = values.as_slice() {
-                    walk_field_set(only, &items, path, set, errors);
+            let mut on_error =
+                |i: usize, e: String| errors.push(format!("{}: element {i}: {e}", path.render()));
+            let indexed = index_items(list, &kind, &items, &mut on_error);
+            for (pe, values) in indexed {
+                let sub = match values.as_slice() {
+                    [only] => walk_field_set(only, &items, &path.elem(&pe), errors).1,
+                    _ => FieldSet::new(),
+                };
+                if !sub.is_empty() {
+                    set.insert_child(pe.clone(), sub);
                 }
-                set.insert(path);
-                path.pop();
+                set.insert_member(pe);
             }
         }
-        _ => set.insert(path),
+        _ => return (true, set),
+    }
+    (false, set)
+}
+
+/// Adds field `k` (as a member when `member`) with the paths `sub` below it to `set`.
+fn attach(set: &mut FieldSet, k: &str, member: bool, sub: FieldSet) {
+    let has_sub = !sub.is_empty();
+    match (member, has_sub) {
+        (false, false) => {}
+        (true, false) => set.insert_member(PathElement::Field(k.to_owned())),
+        (false, true) => set.insert_child(PathElement::Field(k.to_owned()), sub),
+        (true, true) => {
+            let pe = PathElement::Field(k.to_owned());
+            set.insert_member(pe.clone());
+            set.insert_child(pe, sub);
+        }
+    }
+}
+
+/// Metadata fields the server sets; never part of any field set nor compared.
+pub(crate) const SERVER_METADATA: [&str; 7] = [
+    "managedFields",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "uid",
+    "selfLink",
+    "clusterName",
+];
+
+/// Which part of an object a walk sees: the object as field ownership sees it, without
+/// server-set metadata and restricted to the scope of an operation, without copying it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum View {
+    /// The whole root object but `status` (the main resource).
+    Main,
+    /// Only `status` of the root object (the status subresource).
+    Status,
+    /// The whole root object (other subresources, e.g. `scale`).
+    All,
+    /// `metadata` below the root: without the server-set fields.
+    Metadata,
+    /// Every field (below the root and `metadata`).
+    Everything,
+}
+
+impl View {
+    /// Whether field `k` of the object is seen.
+    fn sees(self, k: &str) -> bool {
+        match self {
+            View::Main => k != "status",
+            View::Status => k == "status",
+            View::Metadata => !SERVER_METADATA.contains(&k),
+            View::All | View::Everything => true,
+        }
+    }
+
+    /// The view of field `k` of the object.
+    fn child(self, k: &str) -> View {
+        match self {
+            View::Main | View::Status | View::All if k == "metadata" => View::Metadata,
+            _ => View::Everything,
+        }
+    }
+
+    /// Field `k` of `m`, if seen.
+    fn get<'v>(self, m: &'v Map<String, Value>, k: &str) -> Option<&'v Value> {
+        if self.sees(k) { m.get(k) } else { None }
+    }
+
+    /// Whether `m` has no seen field.
+    fn is_empty(self, m: &Map<String, Value>) -> bool {
+        match self {
+            View::Everything => m.is_empty(),
+            _ => !m.keys().any(|k| self.sees(k)),
+        }
+    }
+
+    /// Whether both values are equal as seen.
+    pub(crate) fn eq(self, l: &Value, r: &Value) -> bool {
+        match (self, l, r) {
+            (View::Everything, _, _) => l == r,
+            (_, Value::Object(lm), Value::Object(rm)) => {
+                let seen = |m: &Map<String, Value>| m.keys().filter(|k| self.sees(k)).count();
+                seen(lm) == seen(rm)
+                    && lm
+                        .iter()
+                        .filter(|(k, _)| self.sees(k))
+                        .all(|(k, v)| rm.get(k) == Some(v))
+            }
+            _ => l == r,
+        }
     }
 }
 
@@ -168,27 +323,87 @@ pub(crate) struct Comparison {
     pub added: FieldSet,
 }
 
-/// `Compare(lhs, rhs)`. Fields that Go always encodes in the typed objects upstream compares
-/// (structs, and `required` properties, i.e. fields without `omitempty`) count as always
-/// present: they are not reported as added or removed themselves, only their contents are.
-pub(crate) fn compare(lhs: Option<&Value>, rhs: Option<&Value>, node: SchemaNode) -> Comparison {
+impl Comparison {
+    fn is_empty(&self) -> bool {
+        self.removed.is_empty() && self.modified.is_empty() && self.added.is_empty()
+    }
+
+    /// Adds the comparison `sub` of the value at `pe` (whose own path is in the sets flagged by
+    /// `own`) below `pe`.
+    fn attach(&mut self, pe: impl FnOnce() -> PathElement, own: Own, sub: Comparison) {
+        if own == Own::None && sub.is_empty() {
+            return;
+        }
+        let pe = pe();
+        match own {
+            Own::None => {}
+            Own::Added => self.added.insert_member(pe.clone()),
+            Own::Removed => self.removed.insert_member(pe.clone()),
+            Own::Modified => self.modified.insert_member(pe.clone()),
+        }
+        let Comparison {
+            removed,
+            modified,
+            added,
+        } = sub;
+        self.removed.insert_child(pe.clone(), removed);
+        self.modified.insert_child(pe.clone(), modified);
+        self.added.insert_child(pe, added);
+    }
+}
+
+/// In which set of a comparison a path itself is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Own {
+    None,
+    Added,
+    Removed,
+    Modified,
+}
+
+/// `Compare(lhs, rhs)` of the parts of both objects `view` sees (a non-object is seen as `{}`).
+/// Fields that Go always encodes in the typed objects upstream compares (structs, and
+/// `required` properties, i.e. fields without `omitempty`) count as always present: they are
+/// not reported as added or removed themselves, only their contents are.
+pub(crate) fn compare(
+    lhs: Option<&Value>,
+    rhs: Option<&Value>,
+    node: SchemaNode,
+    view: View,
+) -> Comparison {
+    let empty = Value::Object(Map::new());
+    fn root<'v>(v: Option<&'v Value>, view: View, empty: &'v Value) -> Option<&'v Value> {
+        match (v, view) {
+            (Some(Value::Object(_)), _) | (None, _) | (_, View::Everything) => v,
+            (Some(_), _) => Some(empty),
+        }
+    }
     let mut cmp = Comparison::default();
-    walk_compare(lhs, rhs, &node, &mut Vec::new(), true, &mut cmp);
+    walk_compare(
+        root(lhs, view, &empty),
+        root(rhs, view, &empty),
+        &node,
+        view,
+        true,
+        &mut cmp,
+    );
     cmp
 }
 
+/// Compares the values at one path; the comparison of the paths below goes to `cmp`, the
+/// path's own status is returned.
 fn walk_compare(
     lhs: Option<&Value>,
     rhs: Option<&Value>,
     node: &SchemaNode,
-    path: &mut Path,
+    view: View,
     always_present: bool,
     cmp: &mut Comparison,
-) {
+) -> Own {
     let shape_of = |v: Option<&Value>| v.map(|v| shape(v, node));
     let empty = |v: Option<&Value>| match v {
         None | Some(Value::Null) => true,
-        Some(Value::Object(m)) => m.is_empty(),
+        Some(Value::Object(m)) => view.is_empty(m),
         Some(Value::Array(a)) => a.is_empty(),
         _ => false,
     };
@@ -202,82 +417,90 @@ fn walk_compare(
         || matches!(ls, Some(Shape::Leaf))
         || matches!(rs, Some(Shape::Leaf));
     if leaf {
-        match (lhs, rhs) {
-            (None, Some(_)) => cmp.added.insert(path),
-            (Some(_), None) => cmp.removed.insert(path),
-            (Some(l), Some(r)) if l != r => cmp.modified.insert(path),
-            _ => {}
-        }
-        return;
+        return match (lhs, rhs) {
+            (None, Some(_)) => Own::Added,
+            (Some(_), None) => Own::Removed,
+            (Some(l), Some(r)) if !view.eq(l, r) => Own::Modified,
+            _ => Own::None,
+        };
     }
     match (lhs.or(rhs), ls.or(rs)) {
         (Some(Value::Object(_)), _) => {
             let empty_map = Map::new();
             let lm = lhs.and_then(Value::as_object).unwrap_or(&empty_map);
             let rm = rhs.and_then(Value::as_object).unwrap_or(&empty_map);
-            let keys = lm.keys().chain(rm.keys().filter(|k| !lm.contains_key(*k)));
+            let keys = lm
+                .keys()
+                .chain(rm.keys().filter(|k| !lm.contains_key(*k)))
+                .filter(|k| view.sees(k));
             for k in keys {
-                path.push(PathElement::Field(k.clone()));
                 let child = node.field(k);
                 let present = child.kind() == NodeKind::Struct || node.is_required(k);
-                walk_compare(lm.get(k), rm.get(k), &child, path, present, cmp);
-                path.pop();
+                let mut sub = Comparison::default();
+                let own = walk_compare(
+                    view.get(lm, k),
+                    view.get(rm, k),
+                    &child,
+                    view.child(k),
+                    present,
+                    &mut sub,
+                );
+                cmp.attach(|| PathElement::Field(k.clone()), own, sub);
             }
         }
         (Some(Value::Array(_)), Some(Shape::Associative(kind))) => {
             let items = node.items();
-            let mut errors = Vec::new();
             let empty_list = Vec::new();
             let ll = lhs.and_then(Value::as_array).unwrap_or(&empty_list);
             let rl = rhs.and_then(Value::as_array).unwrap_or(&empty_list);
-            let li = index_items(ll, &kind, &items, path, &mut errors);
-            let ri = index_items(rl, &kind, &items, path, &mut errors);
-            fn find<'v>(idx: &[(PathElement, Vec<&'v Value>)], pe: &PathElement) -> Vec<&'v Value> {
-                idx.iter()
-                    .find(|(p, _)| p == pe)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default()
-            }
-            let mut all: Vec<PathElement> = li.iter().map(|(p, _)| p.clone()).collect();
-            all.extend(
-                ri.iter()
-                    .map(|(p, _)| p.clone())
-                    .filter(|p| !li.iter().any(|(q, _)| q == p)),
-            );
-            for pe in all {
-                let (lv, rv) = (find(&li, &pe), find(&ri, &pe));
-                path.push(pe);
-                match (lv.as_slice(), rv.as_slice()) {
-                    ([] | [_], [] | [_]) => {
-                        walk_compare(
-                            lv.first().copied(),
-                            rv.first().copied(),
-                            &items,
-                            path,
-                            false,
-                            cmp,
-                        );
-                    }
+            let mut ignore = |_: usize, _: String| {};
+            let li = index_items(ll, &kind, &items, &mut ignore);
+            let mut ri = index_items(rl, &kind, &items, &mut ignore);
+            let mut visit = |pe: PathElement, lv: &[&Value], rv: &[&Value]| {
+                let mut sub = Comparison::default();
+                let own = match (lv, rv) {
+                    ([] | [_], [] | [_]) => walk_compare(
+                        lv.first().copied(),
+                        rv.first().copied(),
+                        &items,
+                        View::Everything,
+                        false,
+                        &mut sub,
+                    ),
                     (l, r) if l.len() >= 2 && r.len() >= 2 => {
                         if l != r {
-                            cmp.modified.insert(path);
+                            Own::Modified
+                        } else {
+                            Own::None
                         }
                     }
-                    (l, _) if l.len() >= 2 => cmp.removed.insert(path),
-                    _ => cmp.added.insert(path),
-                }
-                path.pop();
+                    (l, _) if l.len() >= 2 => Own::Removed,
+                    _ => Own::Added,
+                };
+                cmp.attach(|| pe, own, sub);
+            };
+            for (pe, lv) in li {
+                let rv = match ri.iter().position(|(p, _)| *p == pe) {
+                    Some(at) => ri.swap_remove(at).1,
+                    None => Vec::new(),
+                };
+                visit(pe, &lv, &rv);
+            }
+            // `swap_remove` reorders what is left; the sets are sorted anyway.
+            for (pe, rv) in ri {
+                visit(pe, &[], &rv);
             }
         }
         _ => {}
     }
     if !always_present {
         match (lhs, rhs) {
-            (None, Some(_)) => cmp.added.insert(path),
-            (Some(_), None) => cmp.removed.insert(path),
+            (None, Some(_)) => return Own::Added,
+            (Some(_), None) => return Own::Removed,
             _ => {}
         }
     }
+    Own::None
 }
 
 /// `Merge(live, config)`: the applied configuration merged into the live object. Objects are
