@@ -354,7 +354,9 @@ impl FieldSet {
     }
 
     fn emit(&self, include_self: bool) -> Map<String, Value> {
-        let mut out = Map::new();
+        let mut out = Map::with_capacity(
+            usize::from(include_self) + self.members.len() + self.children.len(),
+        );
         let empty = || Value::Object(Map::new());
         if include_self && !(self.members.is_empty() && self.children.is_empty()) {
             out.insert(".".to_owned(), empty());

@@ -5,7 +5,8 @@
 //! - [`json_patch()`] (RFC 6902) and [`merge_patch`] (RFC 7386), in `json_patch.rs`;
 //! - [`strategic_merge_patch`], a port of upstream
 //!   `apimachinery/pkg/util/strategicpatch/patch.go`, in `strategic.rs`;
-//! - [`apply`] and [`update_managed_fields`]: server-side apply and `metadata.managedFields`
+//! - [`apply`] and [`update_managed_fields`] (or [`record_managed_fields`] in place):
+//!   server-side apply and `metadata.managedFields`
 //!   bookkeeping after `sigs.k8s.io/structured-merge-diff` (`merge/update.go`) and
 //!   `apimachinery/pkg/util/managedfields/internal`, in `managed.rs`, with the field sets of
 //!   `fieldpath.rs` and the schema-aware walks of `typed.rs`;
@@ -30,6 +31,8 @@ mod typed;
 
 pub use error::PatchError;
 pub use json_patch::{json_patch, merge_patch};
-pub use managed::{ApplyError, Conflict, apply, conflict_message, update_managed_fields};
+pub use managed::{
+    ApplyError, Conflict, apply, conflict_message, record_managed_fields, update_managed_fields,
+};
 pub use schema::{SchemaLookup, SchemaNode};
 pub use strategic::strategic_merge_patch;

@@ -542,6 +542,29 @@ pub fn update_managed_fields(
     now: &str,
 ) -> Value {
     let mut out = new.clone();
+    record_managed_fields(
+        old,
+        &mut out,
+        manager,
+        operation_subresource,
+        api_version,
+        schema,
+        now,
+    );
+    out
+}
+
+/// [`update_managed_fields`] in place: updates `metadata.managedFields` of `new` without
+/// copying the object.
+pub fn record_managed_fields(
+    old: Option<&Value>,
+    new: &mut Value,
+    manager: &str,
+    operation_subresource: Option<&str>,
+    api_version: &str,
+    schema: SchemaNode,
+    now: &str,
+) {
     let subresource = operation_subresource.filter(|s| !s.is_empty());
     let from_old = || decode(old.and_then(managed_fields_of)).unwrap_or_default();
     let mut managers = if subresource.is_some() {
@@ -558,8 +581,8 @@ pub fn update_managed_fields(
         }
     };
     if managers.is_empty() && old.is_some() {
-        set_managed_fields(&mut out, &[]);
-        return out;
+        set_managed_fields(new, &[]);
+        return;
     }
     record_update(
         &mut managers,
@@ -571,8 +594,7 @@ pub fn update_managed_fields(
         schema,
         now,
     );
-    set_managed_fields(&mut out, &managers);
-    out
+    set_managed_fields(new, &managers);
 }
 
 /// Server-side apply (`application/apply-patch+yaml`): merges the applied configuration into

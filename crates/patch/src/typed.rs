@@ -334,21 +334,40 @@ impl Comparison {
         if own == Own::None && sub.is_empty() {
             return;
         }
-        let pe = pe();
-        match own {
-            Own::None => {}
-            Own::Added => self.added.insert_member(pe.clone()),
-            Own::Removed => self.removed.insert_member(pe.clone()),
-            Own::Modified => self.modified.insert_member(pe.clone()),
-        }
         let Comparison {
             removed,
             modified,
             added,
         } = sub;
-        self.removed.insert_child(pe.clone(), removed);
-        self.modified.insert_child(pe.clone(), modified);
-        self.added.insert_child(pe, added);
+        // The element goes into each set that needs it: cloned for all but the last.
+        let mut uses = usize::from(own != Own::None)
+            + usize::from(!removed.is_empty())
+            + usize::from(!modified.is_empty())
+            + usize::from(!added.is_empty());
+        let mut pe = Some(pe());
+        let mut take = || {
+            uses -= 1;
+            if uses == 0 {
+                pe.take().expect("taken once, last")
+            } else {
+                pe.clone().expect("present until its last use")
+            }
+        };
+        match own {
+            Own::None => {}
+            Own::Added => self.added.insert_member(take()),
+            Own::Removed => self.removed.insert_member(take()),
+            Own::Modified => self.modified.insert_member(take()),
+        }
+        for (set, sub) in [
+            (&mut self.removed, removed),
+            (&mut self.modified, modified),
+            (&mut self.added, added),
+        ] {
+            if !sub.is_empty() {
+                set.insert_child(take(), sub);
+            }
+        }
     }
 }
 
