@@ -196,7 +196,7 @@ pub fn apply(
 pub fn track_create(r: &ResourceInfo, obj: &mut Value, manager: &str) {
     let Some(schema) = schema_for(r) else { return };
     let now = crate::object::now_rfc3339();
-    *obj = patch::update_managed_fields(None, obj, manager, None, &r.api_version(), schema, &now);
+    patch::record_managed_fields(None, obj, manager, None, &r.api_version(), schema, &now);
 }
 
 /// Records an Update entry in `managedFields` for an update.
@@ -209,7 +209,7 @@ pub fn track_update(
 ) {
     let Some(schema) = schema_for(r) else { return };
     let now = crate::object::now_rfc3339();
-    *new = patch::update_managed_fields(
+    patch::record_managed_fields(
         Some(old),
         new,
         manager,
