@@ -141,19 +141,46 @@ fn rows(
             _ => serde_json::Map::new(),
         };
         match include {
-            "None" => {}
+            "None" => {
+                let _ = serde_json::to_writer(&mut out, &Value::Object(row));
+            }
             "Object" => {
                 row.insert("object".into(), obj);
+                let _ = serde_json::to_writer(&mut out, &Value::Object(row));
             }
             _ => {
-                row.insert("object".into(), partial_metadata(&obj));
+                // The metadata is copied verbatim from the cached JSON (no re-serialization).
+                let meta = crate::conversion::from_storage(r)
+                    .is_none()
+                    .then(|| serde_json::from_slice::<MetaOnly<'_>>(&o.raw).ok())
+                    .flatten();
+                match meta {
+                    Some(m) => {
+                        let _ = serde_json::to_writer(&mut out, &Value::Object(row));
+                        out.pop();
+                        out.extend_from_slice(
+                            b",\"object\":{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":",
+                        );
+                        out.extend_from_slice(m.metadata.get().as_bytes());
+                        out.extend_from_slice(b"}}");
+                    }
+                    None => {
+                        row.insert("object".into(), partial_metadata(&obj));
+                        let _ = serde_json::to_writer(&mut out, &Value::Object(row));
+                    }
+                }
             }
         }
-        let _ = serde_json::to_writer(&mut out, &Value::Object(row));
     }
     out
 }
 
+/// Borrows an object's metadata from its JSON.
+#[derive(serde::Deserialize)]
+struct MetaOnly<'a> {
+    #[serde(borrow)]
+    metadata: &'a serde_json::value::RawValue,
+}
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -189,6 +216,9 @@ mod tests {
             assert_eq!(row["cells"][0], format!("cm-{i:05}"));
             assert_eq!(row["cells"][1], 1);
             assert_eq!(row["object"]["kind"], "PartialObjectMetadata");
+            assert_eq!(row["object"]["apiVersion"], "meta.k8s.io/v1");
+            assert_eq!(row["object"]["metadata"]["name"], format!("cm-{i:05}"));
+            assert_eq!(row["object"]["metadata"]["resourceVersion"], "7");
         }
         assert_eq!(t["metadata"]["resourceVersion"], "9");
         assert_eq!(t["columnDefinitions"][0]["name"], "Name");
