@@ -135,11 +135,22 @@ fn rows(
         if i > 0 {
             out.push(b',');
         }
-        let obj = super::read::object_value(r, o);
+        let mut obj = super::read::object_value(r, o);
+        let mut managed = None;
+        if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            // No printer reads managedFields, and decoding them is most of a row's cost.
+            managed = m.swap_remove("managedFields");
+        }
         let mut row = match printers::row_json(printer, &obj, now) {
             Value::Object(m) => m,
             _ => serde_json::Map::new(),
         };
+        if let (Some(mf), Some(m)) = (
+            managed,
+            obj.get_mut("metadata").and_then(Value::as_object_mut),
+        ) {
+            m.insert("managedFields".into(), mf);
+        }
         match include {
             "None" => {
                 let _ = serde_json::to_writer(&mut out, &Value::Object(row));
