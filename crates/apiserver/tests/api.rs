@@ -892,3 +892,36 @@ async fn pods_start_pending_with_defaults() {
         .await;
     assert_eq!(l["items"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn managed_fields_exclude_what_admission_adds() {
+    let a = api().await;
+    let pod = json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"mf"},"spec":{"containers":[{"name":"c","image":"nginx"}]}});
+    let (code, p) = a
+        .post(
+            "/api/v1/namespaces/default/pods?fieldManager=kubectl-run",
+            pod,
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{p}");
+    // Admission still applied...
+    assert_eq!(p["spec"]["serviceAccountName"], "default");
+    assert_eq!(p["spec"]["tolerations"].as_array().unwrap().len(), 2);
+    // ...but the manager owns only what it sent plus the scheme defaults.
+    let mf = &p["metadata"]["managedFields"][0];
+    assert_eq!(mf["manager"], "kubectl-run");
+    let spec = &mf["fieldsV1"]["f:spec"];
+    assert!(spec.get("f:restartPolicy").is_some(), "{mf}");
+    for admitted in [
+        "f:tolerations",
+        "f:serviceAccountName",
+        "f:serviceAccount",
+        "f:priority",
+        "f:preemptionPolicy",
+    ] {
+        assert!(
+            spec.get(admitted).is_none(),
+            "{admitted} must not be owned: {mf}"
+        );
+    }
+}

@@ -277,10 +277,8 @@ fn requests_from_limits(c: &mut Container) {
     }
 }
 
-/// Defaults a Pod: [`default_pod_spec`], upstream `SetDefaults_Pod` (requests from limits,
-/// enableServiceLinks, hostNetwork host ports), plus what the default admission plugins add on
-/// create: `serviceAccountName: default`, `priority: 0`, `preemptionPolicy:
-/// PreemptLowerPriority` and the 300 s `not-ready`/`unreachable` NoExecute tolerations.
+/// Defaults a Pod: [`default_pod_spec`] and upstream `SetDefaults_Pod` (requests from limits,
+/// enableServiceLinks, hostNetwork host ports). Admission's additions are [`admit_pod`].
 pub fn default_pod(pod: &mut Pod) {
     let spec = pod.spec.get_or_insert_with(Default::default);
     for c in spec.containers.iter_mut() {
@@ -303,8 +301,20 @@ pub fn default_pod(pod: &mut Pod) {
             }
         }
     }
-    set_str(&mut spec.service_account_name, "default");
     default_pod_spec(spec);
+}
+
+/// What upstream's default admission plugins add to a Pod on create, after the scheme
+/// defaults and after the field manager has recorded the client's fields (so these fields are
+/// owned by no manager, as upstream): `serviceAccountName: default` (ServiceAccount),
+/// `priority: 0` and `preemptionPolicy: PreemptLowerPriority` (Priority), and the 300 s
+/// `not-ready`/`unreachable` NoExecute tolerations (DefaultTolerationSeconds).
+pub fn admit_pod(pod: &mut Pod) {
+    let spec = pod.spec.get_or_insert_with(Default::default);
+    set_str(&mut spec.service_account_name, "default");
+    if let Some(sa) = spec.service_account_name.clone() {
+        spec.service_account = Some(sa);
+    }
     set(&mut spec.priority, 0);
     set_str(&mut spec.preemption_policy, "PreemptLowerPriority");
     let tolerations = spec.tolerations.get_or_insert_with(Vec::new);

@@ -33,6 +33,11 @@ fn pod_defaults_match_upstream() {
         }], "volumes": [{"name": "v"}]}
     }));
     default_pod(&mut pod);
+    let scheme_only = serde_json::to_value(&pod).expect("serializable");
+    assert!(scheme_only["spec"].get("tolerations").is_none());
+    assert!(scheme_only["spec"].get("priority").is_none());
+    assert!(scheme_only["spec"].get("serviceAccountName").is_none());
+    admit_pod(&mut pod);
     let v = serde_json::to_value(&pod).expect("serializable");
     let spec = &v["spec"];
     assert_eq!(spec["restartPolicy"], "Always");
@@ -68,6 +73,7 @@ fn pod_defaults_match_upstream() {
     // Idempotent.
     let before = pod.clone();
     default_pod(&mut pod);
+    admit_pod(&mut pod);
     assert_eq!(pod, before);
 }
 

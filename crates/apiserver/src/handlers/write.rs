@@ -297,6 +297,12 @@ pub async fn create_object(
         if r.namespaced { ns } else { None },
         strategy.tracks_generation(),
     );
+    // Upstream order: scheme defaults, field manager, admission, PrepareForCreate.
+    strategy.default_fields(&mut obj);
+    if let Some(m) = manager {
+        crate::patching::track_create(r, &mut obj, m);
+    }
+    strategy.admit(&mut obj);
     strategy.prepare_for_create(&mut obj, StrategyCtx { namespace: ns });
     let reservation = allocate_cluster_ip(state, r, &mut obj)?;
     let release = |state: &ApiState| {
@@ -310,9 +316,6 @@ pub async fn create_object(
         release(state);
         let name = object::name(&obj).to_string();
         return Err(invalid(r, &name, errs));
-    }
-    if let Some(m) = manager {
-        crate::patching::track_create(r, &mut obj, m);
     }
     let name = object::name(&obj).to_string();
     if dry {
@@ -705,6 +708,9 @@ pub async fn update(
                         ns.as_deref(),
                         r.strategy.tracks_generation(),
                     );
+                    r.strategy.default_fields(&mut o);
+                    crate::patching::track_create(&r, &mut o, &manager);
+                    r.strategy.admit(&mut o);
                     r.strategy.prepare_for_create(
                         &mut o,
                         StrategyCtx {
@@ -716,7 +722,6 @@ pub async fn update(
                     if !errs.is_empty() {
                         return Err(invalid(&r, &name, errs));
                     }
-                    crate::patching::track_create(&r, &mut o, &manager);
                     Ok(UpdateOutcome::Write(o))
                 } else {
                     Err(ApiError::not_found(r.qualified(), &name))
@@ -831,6 +836,8 @@ pub async fn patch(
                 let mut o = normalize(&r, &applied, fv, &mut warnings, true)?;
                 o = crate::patching::apply(&r, None, &o, &manager, force)?;
                 object::prepare_create_meta(&mut o, ns.as_deref(), r.strategy.tracks_generation());
+                r.strategy.default_fields(&mut o);
+                r.strategy.admit(&mut o);
                 r.strategy.prepare_for_create(
                     &mut o,
                     StrategyCtx {

@@ -46,6 +46,7 @@ pub struct KindStrategy {
     create_on_update: bool,
     default: Option<DefaultFn>,
     on_create: Option<DefaultFn>,
+    admit: Option<DefaultFn>,
     on_update: Option<PrepareUpdateFn>,
     validate: Option<ValidateFn>,
     validate_update: Option<ValidateUpdateFn>,
@@ -61,6 +62,7 @@ impl KindStrategy {
             create_on_update: false,
             default: None,
             on_create: None,
+            admit: None,
             on_update: None,
             validate: None,
             validate_update: None,
@@ -92,6 +94,10 @@ impl KindStrategy {
         self.on_create = Some(f);
         self
     }
+    const fn admit(mut self, f: DefaultFn) -> Self {
+        self.admit = Some(f);
+        self
+    }
     const fn on_update(mut self, f: PrepareUpdateFn) -> Self {
         self.on_update = Some(f);
         self
@@ -114,12 +120,19 @@ impl Strategy for KindStrategy {
     fn has_status_subresource(&self) -> bool {
         self.status
     }
+    fn default_fields(&self, obj: &mut Value) {
+        if let Some(d) = self.default {
+            d(obj);
+        }
+    }
+    fn admit(&self, obj: &mut Value) {
+        if let Some(a) = self.admit {
+            a(obj);
+        }
+    }
     fn prepare_for_create(&self, obj: &mut Value, _ctx: StrategyCtx<'_>) {
         if let Some(f) = self.on_create {
             f(obj);
-        }
-        if let Some(d) = self.default {
-            d(obj);
         }
     }
     fn validate(&self, obj: &Value) -> ErrorList {
@@ -201,7 +214,7 @@ pub fn all() -> Vec<ResourceInfo> {
             KindStrategy::new().status().on_create(f::prepare_namespace_create).on_update(f::prepare_namespace_update).defaults(f::default_namespace).validate(f::validate_namespace, f::validate_namespace_update)),
         kind!(core::v1::Pod, "", "v1", "pods", "pod", "Pod", true,
             short: ["po"], cat: ["all"], sub: [Status, Binding, Eviction], key: "/registry/pods",
-            KindStrategy::new().generation().status().graceful().on_create(f::prepare_pod_create).defaults(f::default_pod).validate(f::validate_pod, f::validate_pod_update).validate_status(f::validate_pod_status)),
+            KindStrategy::new().generation().status().graceful().on_create(f::prepare_pod_create).admit(f::admit_pod).defaults(f::default_pod).validate(f::validate_pod, f::validate_pod_update).validate_status(f::validate_pod_status)),
         kind!(core::v1::Service, "", "v1", "services", "service", "Service", true,
             short: ["svc"], cat: ["all"], sub: [Status], key: "/registry/services/specs",
             KindStrategy::new().status().on_update(f::prepare_service_update).defaults(f::default_service).validate(f::validate_service, f::validate_service_update)),

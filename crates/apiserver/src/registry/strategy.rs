@@ -27,8 +27,13 @@ pub trait Strategy: Send + Sync {
         false
     }
 
-    /// Defaulting and clearing of fields a create may not set (upstream `PrepareForCreate` plus
-    /// the scheme defaulters).
+    /// The scheme defaulters (run when a body is decoded, before the field manager).
+    fn default_fields(&self, _obj: &mut Value) {}
+
+    /// What admission adds on create, after the field manager (so no manager owns it).
+    fn admit(&self, _obj: &mut Value) {}
+
+    /// Clearing and setting of fields a create may not set (upstream `PrepareForCreate`).
     fn prepare_for_create(&self, _obj: &mut Value, _ctx: StrategyCtx<'_>) {}
 
     /// Validation of a new object, every error collected (upstream `Validate`).

@@ -104,6 +104,7 @@ pub fn validate_pod_status(new: &Value, old: &Value) -> ErrorList {
 
 defaulters! {
     default_pod: core::v1::Pod => d::default_pod;
+    admit_pod: core::v1::Pod => d::admit_pod;
     default_service: core::v1::Service => d::default_service;
     default_secret: core::v1::Secret => d::default_secret;
     default_node: core::v1::Node => d::default_node;
@@ -228,6 +229,7 @@ mod tests {
         let mut pod = json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","creationTimestamp":"2026-11-26T15:14:56Z","uid":"u","generation":1},
             "spec":{"containers":[{"name":"c","image":"busybox","ports":[{"containerPort":80}]}]}});
         default_pod(&mut pod);
+        admit_pod(&mut pod);
         assert_eq!(pod["spec"]["restartPolicy"], "Always", "{pod}");
         assert_eq!(pod["spec"]["containers"][0]["imagePullPolicy"], "Always");
         assert_eq!(pod["spec"]["containers"][0]["ports"][0]["protocol"], "TCP");
