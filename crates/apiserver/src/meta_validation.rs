@@ -4,13 +4,14 @@
 use api::field::{ErrorList, Path};
 use api::validation::NameValidator;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::registry::ResourceInfo;
 
 fn meta(obj: &Value) -> ObjectMeta {
     obj.get("metadata")
-        .and_then(|m| serde_json::from_value(m.clone()).ok())
+        .and_then(|m| ObjectMeta::deserialize(m).ok())
         .unwrap_or_default()
 }
 

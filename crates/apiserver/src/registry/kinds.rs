@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::{apps, coordination, core, discovery, events};
+use serde::Deserialize;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -14,14 +15,15 @@ use api::field::ErrorList;
 /// Deserializes into `T` and serializes back, which drops unknown fields and normalizes the
 /// object exactly as a typed decode does upstream.
 pub fn round_trip<T: DeserializeOwned + Serialize>(v: &Value) -> Result<Value, String> {
-    let typed: T = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+    // Deserializing from a borrowed Value avoids a deep copy of the object.
+    let typed = T::deserialize(v).map_err(|e| e.to_string())?;
     serde_json::to_value(typed).map_err(|e| e.to_string())
 }
 
 /// Applies a typed function to a JSON object in place (no-op if the object does not decode,
 /// which the round trip has already excluded).
 pub fn with_typed<T: DeserializeOwned + Serialize>(v: &mut Value, f: impl FnOnce(&mut T)) {
-    if let Ok(mut typed) = serde_json::from_value::<T>(v.clone()) {
+    if let Ok(mut typed) = T::deserialize(&*v) {
         f(&mut typed);
         if let Ok(new) = serde_json::to_value(typed) {
             *v = new;
@@ -31,7 +33,7 @@ pub fn with_typed<T: DeserializeOwned + Serialize>(v: &mut Value, f: impl FnOnce
 
 /// Decodes a JSON object into `T` for validation.
 pub fn typed<T: DeserializeOwned>(v: &Value) -> Option<T> {
-    serde_json::from_value(v.clone()).ok()
+    T::deserialize(v).ok()
 }
 
 type DefaultFn = fn(&mut Value);
