@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::{apps, coordination, core, discovery, events};
-use serde::Deserialize;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
