@@ -29,7 +29,18 @@ async fn api() -> Api {
     let store = store::sqlite::SqliteStore::open(&dir.path().join("db"), Default::default())
         .await
         .unwrap();
-    let store: Arc<dyn store::Store> = Arc::new(store);
+    let state = state_over(Arc::new(store)).await;
+    bootstrap(&state).await.unwrap();
+    state.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    tokio::spawn(apiserver::namespace_lifecycle::run(
+        state.clone(),
+        state.shutdown.clone(),
+    ));
+    Api { state, _dir: dir }
+}
+
+/// An API server state (watch cache started) over `store`, with the test token.
+async fn state_over(store: Arc<dyn store::Store>) -> Arc<ApiState> {
     let registry = Arc::new(Registry::builtin());
     let cancel = CancellationToken::new();
     let cacher = Cacher::start(
@@ -48,21 +59,14 @@ async fn api() -> Api {
             groups: vec!["system:masters".into()],
         },
     );
-    let state = Arc::new(ApiState::new(
+    Arc::new(ApiState::new(
         registry,
         store,
         cacher,
         cancel,
         tokens,
         "127.0.0.1:6443".into(),
-    ));
-    bootstrap(&state).await.unwrap();
-    state.ready.store(true, std::sync::atomic::Ordering::SeqCst);
-    tokio::spawn(apiserver::namespace_lifecycle::run(
-        state.clone(),
-        state.shutdown.clone(),
-    ));
-    Api { state, _dir: dir }
+    ))
 }
 
 impl Api {
@@ -641,33 +645,7 @@ async fn watch_from_before_the_cache_window_is_410_gone() {
     let store = store::sqlite::SqliteStore::open(&path, Default::default())
         .await
         .unwrap();
-    let store: Arc<dyn store::Store> = Arc::new(store);
-    let registry = Arc::new(Registry::builtin());
-    let cancel = CancellationToken::new();
-    let cacher = Cacher::start(
-        store.clone(),
-        registry.clone(),
-        apiserver::handlers::read::extract_fields,
-        cancel.clone(),
-    )
-    .await
-    .unwrap();
-    let mut tokens = HashMap::new();
-    tokens.insert(
-        TOKEN.to_string(),
-        User {
-            name: "admin".into(),
-            groups: vec![],
-        },
-    );
-    let state = Arc::new(ApiState::new(
-        registry,
-        store,
-        cacher,
-        cancel,
-        tokens,
-        "x".into(),
-    ));
+    let state = state_over(Arc::new(store)).await;
     let a = Api { state, _dir: dir };
     let (code, body) = a
         .raw(

@@ -366,21 +366,12 @@ async fn render_list(
     match form {
         ResponseForm::Object => {
             // Assembled from the cached JSON of each item, without re-serializing objects.
-            let mut meta = serde_json::Map::new();
-            meta.insert("resourceVersion".into(), json!(rv.to_string()));
-            if let Some(c) = &cont {
-                meta.insert("continue".into(), json!(c));
-            }
-            if let Some(n) = remaining
-                && n > 0
-            {
-                meta.insert("remainingItemCount".into(), json!(n));
-            }
+            let meta = list_meta(rv, cont.as_deref(), remaining);
             let head = format!(
                 "{{\"kind\":{},\"apiVersion\":{},\"metadata\":{},\"items\":[",
                 json!(t.r.list_kind()),
                 json!(t.r.api_version()),
-                Value::Object(meta)
+                meta
             );
             let total: usize = items.iter().map(|o| o.raw.len() + 1).sum();
             let mut buf = BytesMut::with_capacity(head.len() + total + 2);

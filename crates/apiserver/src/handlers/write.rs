@@ -387,6 +387,21 @@ async fn store_create(
     }
 }
 
+/// The body of a POST or PUT, with its `fieldValidation` and `dryRun` options.
+fn decode_body(
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(Value, FieldValidation, bool), ApiError> {
+    let fv = FieldValidation::from_query(q)?;
+    let dry = dry_run(q)?;
+    let format = negotiate::body_format(headers)?;
+    let mut obj = negotiate::decode(body, format, t.r.kind)?;
+    check_type(&t.r, &mut obj)?;
+    Ok((obj, fv, dry))
+}
+
 /// POST to a collection.
 pub async fn create(
     state: &Arc<ApiState>,
@@ -395,11 +410,7 @@ pub async fn create(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
-    let fv = FieldValidation::from_query(q)?;
-    let dry = dry_run(q)?;
-    let format = negotiate::body_format(headers)?;
-    let mut obj = negotiate::decode(body, format, t.r.kind)?;
-    check_type(&t.r, &mut obj)?;
+    let (obj, fv, dry) = decode_body(t, q, headers, body)?;
     let mut warnings = Warnings::default();
     let obj = normalize(&t.r, &obj, fv, &mut warnings, false)?;
     let manager = field_manager(q, headers);
@@ -659,11 +670,7 @@ pub async fn update(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
-    let fv = FieldValidation::from_query(q)?;
-    let dry = dry_run(q)?;
-    let format = negotiate::body_format(headers)?;
-    let mut obj = negotiate::decode(body, format, t.r.kind)?;
-    check_type(&t.r, &mut obj)?;
+    let (obj, fv, dry) = decode_body(t, q, headers, body)?;
     let name = t.name.clone().unwrap_or_default();
     let body_name = object::name(&obj);
     if !body_name.is_empty() && body_name != name {
