@@ -62,8 +62,18 @@ fn authenticate(state: &ApiState, req: &Request) -> Option<User> {
 
 async fn dispatch(State(state): State<Arc<ApiState>>, req: Request) -> Response {
     let path = req.uri().path().to_string();
-    if !is_public(&path) && authenticate(&state, &req).is_none() {
-        return ApiError::unauthorized().into_response();
+    let user = if is_public(&path) {
+        None
+    } else {
+        match authenticate(&state, &req) {
+            Some(u) => Some(u),
+            None => return ApiError::unauthorized().into_response(),
+        }
+    };
+    if req.method() == Method::POST
+        && path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+    {
+        return self_subject_access_review(req, user).await;
     }
     if (req.method() == Method::GET || req.method() == Method::HEAD)
         && let Some(resp) = fixed_route(&state, &path, req.uri().query(), req.headers())
@@ -71,6 +81,33 @@ async fn dispatch(State(state): State<Arc<ApiState>>, req: Request) -> Response 
         return resp;
     }
     handlers::resource_request(State(state), req).await
+}
+
+/// `kubectl auth can-i`: there is no authorization policy yet (a later issue), so every
+/// authenticated user may do everything, and the review says so.
+async fn self_subject_access_review(req: Request, user: Option<User>) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, handlers::negotiate::MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => return ApiError::too_large().into_response(),
+    };
+    let format = match handlers::negotiate::body_format(&parts.headers) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    let review = match handlers::negotiate::decode(&bytes, format, "SelfSubjectAccessReview") {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    let who = user.map(|u| u.name).unwrap_or_default();
+    let out = serde_json::json!({
+        "kind": "SelfSubjectAccessReview",
+        "apiVersion": "authorization.k8s.io/v1",
+        "metadata": {"creationTimestamp": null},
+        "spec": review.get("spec").cloned().unwrap_or_else(|| serde_json::json!({})),
+        "status": {"allowed": true, "reason": format!("r8s has no authorization policy yet: {who} may do everything")},
+    });
+    json_value(StatusCode::CREATED, &out)
 }
 
 fn wants_aggregated(headers: &HeaderMap) -> bool {

@@ -903,3 +903,18 @@ async fn managed_fields_exclude_what_admission_adds() {
         );
     }
 }
+
+#[tokio::test]
+async fn self_subject_access_reviews_answer_allowed() {
+    let a = api().await;
+    let review = json!({"apiVersion":"authorization.k8s.io/v1","kind":"SelfSubjectAccessReview","spec":{"resourceAttributes":{"verb":"get","resource":"pods","namespace":"default"}}});
+    let (code, r) = a
+        .post(
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            review,
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{r}");
+    assert_eq!(r["status"]["allowed"], true);
+    assert_eq!(r["spec"]["resourceAttributes"]["verb"], "get");
+}
