@@ -216,7 +216,7 @@ impl ApiError {
     }
 
     /// 415 UnsupportedMediaType.
-    pub fn unsupported_media_type(content_type: &str, supported: &[&str]) -> ApiError {
+    pub fn unsupported_media_type(supported: &[&str]) -> ApiError {
         ApiError::new(
             415,
             "UnsupportedMediaType",
@@ -225,11 +225,6 @@ impl ApiError {
                 supported.join(", ")
             ),
         )
-        .with_causes_message(content_type)
-    }
-
-    fn with_causes_message(self, _content_type: &str) -> ApiError {
-        self
     }
 
     /// 500 InternalError; the detail is logged, the client gets a generic message.

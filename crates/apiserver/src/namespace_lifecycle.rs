@@ -87,8 +87,10 @@ async fn finalize(state: &ApiState, ns: &str) -> Result<(), crate::error::ApiErr
         }
     }
     if remaining > 0 {
-        // Check again shortly: objects with finalizers or grace periods go away later.
-        let again = state
+        // Look again once the cache has seen the deletes: objects with finalizers or grace
+        // periods go away later, and the namespace waits for them.
+        state.cacher.wait_fresh().await?;
+        let left = state
             .registry
             .all()
             .iter()
@@ -99,7 +101,7 @@ async fn finalize(state: &ApiState, ns: &str) -> Result<(), crate::error::ApiErr
                     .list(r, &r.prefix(Some(ns)), None, 1, &|_| true);
                 !snap.items.is_empty()
             });
-        if again {
+        if left {
             return Err(crate::error::ApiError::conflict_msg(
                 crate::error::Qualified {
                     group: "",

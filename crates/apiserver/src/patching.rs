@@ -34,7 +34,7 @@ impl PatchType {
             "application/merge-patch+json" => Ok(PatchType::Merge),
             "application/strategic-merge-patch+json" => Ok(PatchType::Strategic),
             "application/apply-patch+yaml" => Ok(PatchType::Apply),
-            other => Err(ApiError::unsupported_media_type(other, SUPPORTED)),
+            _ => Err(ApiError::unsupported_media_type(SUPPORTED)),
         }
     }
 }
@@ -141,10 +141,7 @@ pub fn patch(
         (PatchDoc::Json(p), PatchType::Strategic) => match schema_for(r) {
             Some(schema) => patch::strategic_merge_patch(current, p, schema)
                 .map_err(|e| patch_error(r, &name, e)),
-            None => Err(ApiError::unsupported_media_type(
-                "application/strategic-merge-patch+json",
-                SUPPORTED,
-            )),
+            None => Err(ApiError::unsupported_media_type(SUPPORTED)),
         },
         (PatchDoc::Json(p), _) => {
             patch::merge_patch(current, p).map_err(|e| patch_error(r, &name, e))

@@ -227,7 +227,7 @@ async fn route(
     let target = parse_target(state, group, version, &refs).map_err(|e| (e, unknown.clone()))?;
     let watch = query.flag("watch");
     let verb = match (method, target.name.is_some(), watch) {
-        (&Method::GET, false, true) | (&Method::GET, true, true) => "WATCH",
+        (&Method::GET, _, true) => "WATCH",
         (&Method::GET, false, false) => "LIST",
         (&Method::GET, true, false) => "GET",
         (&Method::POST, _, _) => "POST",
@@ -255,8 +255,7 @@ async fn route(
     };
 
     let resp = match (method, &target.name, target.sub) {
-        (&Method::GET, None, None) if watch => read::watch(state, &target, query, headers).await,
-        (&Method::GET, Some(_), None) if watch => read::watch(state, &target, query, headers).await,
+        (&Method::GET, _, None) if watch => read::watch(state, &target, query, headers).await,
         (&Method::GET, None, None) => read::list(state, &target, query, headers).await,
         (&Method::GET, Some(_), None) => read::get(state, &target, query, headers).await,
         (&Method::GET, Some(_), Some(Subresource::Status)) => {

@@ -41,14 +41,11 @@ pub fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
         "" | "application/json" | "*/*" => Ok(BodyFormat::Json),
         "application/yaml" | "application/x-yaml" | "text/yaml" => Ok(BodyFormat::Yaml),
         "application/vnd.kubernetes.protobuf" => Ok(BodyFormat::Protobuf),
-        other => Err(ApiError::unsupported_media_type(
-            other,
-            &[
-                "application/json",
-                "application/yaml",
-                "application/vnd.kubernetes.protobuf",
-            ],
-        )),
+        _ => Err(ApiError::unsupported_media_type(&[
+            "application/json",
+            "application/yaml",
+            "application/vnd.kubernetes.protobuf",
+        ])),
     }
 }
 

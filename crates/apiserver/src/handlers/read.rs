@@ -93,11 +93,6 @@ impl Filter {
         }
         true
     }
-
-    /// Whether the filter is only the namespace (so the prefix alone does the job).
-    fn is_trivial(&self) -> bool {
-        self.labels.is_none() && self.fields.is_none()
-    }
 }
 
 /// The selectable fields of an object, computed once when it enters the cache.
@@ -347,7 +342,6 @@ pub async fn list(
                 .flatten();
             (snap.items, snap.rv, next, remaining)
         };
-    let _ = filter.is_trivial();
     let cont = next.map(|k| encode_continue(rv, &k));
     let remaining = cont.as_ref().map(|_| remaining);
     render_list(t, q, form, items, rv, cont, remaining).await

@@ -97,11 +97,7 @@ pub fn normalize(
     warnings: &mut Warnings,
     patch_request: bool,
 ) -> Result<Value, ApiError> {
-    let (typed_input, storage_conv) = match crate::conversion::to_storage(r) {
-        Some(conv) => (input.clone(), Some(conv)),
-        None => (input.clone(), None),
-    };
-    let out = (r.round_trip)(&typed_input).map_err(|e| {
+    let out = (r.round_trip)(input).map_err(|e| {
         ApiError::bad_request(format!(
             "{kind} in version \"{v}\" cannot be handled as a {kind}: {e}",
             kind = r.kind,
@@ -109,7 +105,7 @@ pub fn normalize(
         ))
     })?;
     let mut unknown = Vec::new();
-    unknown_fields(&typed_input, &out, "", &mut unknown);
+    unknown_fields(input, &out, "", &mut unknown);
     if !unknown.is_empty() {
         match fv {
             FieldValidation::Ignore => {}
@@ -146,7 +142,7 @@ pub fn normalize(
             }
         }
     }
-    Ok(match storage_conv {
+    Ok(match crate::conversion::to_storage(r) {
         Some(conv) => conv(out),
         None => out,
     })
@@ -695,9 +691,6 @@ pub async fn update(
     let sub = t.sub;
     let ns = t.namespace.clone();
     let mut created = false;
-    if r.namespaced {
-        // Existence of the namespace matters only for create-on-update; checked below.
-    }
     let w = guaranteed_update(
         state,
         &r,
@@ -777,9 +770,8 @@ pub async fn patch(
             Some(m) => m.to_string(),
             None => {
                 return Err(ApiError::bad_request(
-                    "PATCH is not supported on applies without a fieldManager".to_string(),
-                )
-                .with_message("fieldManager is required for apply requests"));
+                    "fieldManager is required for apply requests",
+                ));
             }
         },
         _ => field_manager(q, headers),
@@ -907,13 +899,6 @@ pub async fn patch(
     Ok(resp)
 }
 
-impl ApiError {
-    fn with_message(mut self, m: &str) -> ApiError {
-        self.message = m.to_string();
-        self
-    }
-}
-
 /// `DeleteOptions`, from the body or the query.
 #[derive(Debug, Default, Clone)]
 pub struct DeleteOptions {
@@ -1003,38 +988,31 @@ pub async fn delete_object(
     opts: &DeleteOptions,
 ) -> Result<(Value, bool), ApiError> {
     let mut gone = false;
-    let opts2 = opts.clone();
     let w = guaranteed_update(state, r, key, name, None, opts.dry, |cur| {
         let Some(cur) = cur else {
             return Err(ApiError::not_found(r.qualified(), name));
         };
-        if let Some(uid) = &opts2.uid
-            && object::meta_str(cur, "uid") != Some(uid.as_str())
-        {
-            return Err(ApiError::conflict_msg(
-                r.qualified(),
-                name,
-                &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    object::meta_str(cur, "uid").unwrap_or("")
-                ),
-            ));
-        }
-        if let Some(rv) = &opts2.rv
-            && object::meta_str(cur, "resourceVersion") != Some(rv.as_str())
-        {
-            return Err(ApiError::conflict_msg(
-                r.qualified(),
-                name,
-                &format!(
-                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                    object::meta_str(cur, "resourceVersion").unwrap_or("")
-                ),
-            ));
+        // Preconditions (upstream `checkPreconditions`).
+        for (want, field, label) in [
+            (&opts.uid, "uid", "UID"),
+            (&opts.rv, "resourceVersion", "ResourceVersion"),
+        ] {
+            let have = object::meta_str(cur, field).unwrap_or("");
+            if let Some(want) = want
+                && want != have
+            {
+                return Err(ApiError::conflict_msg(
+                    r.qualified(),
+                    name,
+                    &format!(
+                        "Precondition failed: {label} in precondition: {want}, {label} in object meta: {have}"
+                    ),
+                ));
+            }
         }
         let mut new = cur.clone();
         let mut fins = object::finalizers(cur);
-        match opts2.propagation.as_deref() {
+        match opts.propagation.as_deref() {
             Some("Foreground") => {
                 if !fins.iter().any(|f| f == "foregroundDeletion") {
                     fins.push("foregroundDeletion".into());
@@ -1055,7 +1033,7 @@ pub async fn delete_object(
                 .pointer("/spec/finalizers")
                 .and_then(Value::as_array)
                 .is_some_and(|a| !a.is_empty());
-        let grace = r.strategy.graceful_delete(cur, opts2.grace);
+        let grace = r.strategy.graceful_delete(cur, opts.grace);
         let graceful = grace.is_some_and(|g| g > 0);
         if fins.is_empty() && !ns_pending && !graceful {
             // Delete at once: mark with an empty finalizer list and a deletionTimestamp; the
