@@ -918,3 +918,16 @@ async fn self_subject_access_reviews_answer_allowed() {
     assert_eq!(r["status"]["allowed"], true);
     assert_eq!(r["spec"]["resourceAttributes"]["verb"], "get");
 }
+
+#[tokio::test]
+async fn put_that_creates_needs_the_namespace() {
+    let a = api().await;
+    let ep = json!({"apiVersion":"v1","kind":"Endpoints","metadata":{"name":"e"}});
+    let (code, err) = a
+        .put("/api/v1/namespaces/missing/endpoints/e", ep.clone())
+        .await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "{err}");
+    assert_eq!(err["message"], "namespaces \"missing\" not found");
+    let (code, created) = a.put("/api/v1/namespaces/default/endpoints/e", ep).await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+}

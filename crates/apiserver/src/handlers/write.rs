@@ -691,6 +691,13 @@ pub async fn update(
     let sub = t.sub;
     let ns = t.namespace.clone();
     let mut created = false;
+    // A PUT that creates (endpoints) needs an existing, active namespace like a POST.
+    if r.strategy.allow_create_on_update()
+        && sub.is_none()
+        && state.cacher.get(&r, &t.key()).is_none()
+    {
+        check_namespace(state, &r, ns.as_deref()).await?;
+    }
     let w = guaranteed_update(
         state,
         &r,
@@ -735,11 +742,6 @@ pub async fn update(
         },
     )
     .await?;
-    if created {
-        check_namespace(state, &t.r, t.namespace.as_deref())
-            .await
-            .ok();
-    }
     let code = if created {
         StatusCode::CREATED
     } else {
