@@ -11,6 +11,7 @@ pub mod conversion;
 pub mod discovery;
 pub mod error;
 pub mod handlers;
+pub mod inprocess;
 pub mod ipalloc;
 pub mod meta_validation;
 pub mod metrics;
