@@ -13,6 +13,7 @@
 //! - [`stats`], [`report`]: percentiles and the table.
 
 pub mod client;
+pub mod controlplane;
 pub mod cpu;
 mod error;
 pub mod pods;

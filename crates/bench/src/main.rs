@@ -19,6 +19,12 @@ struct Args {
     /// Also print the table as Markdown.
     #[arg(long)]
     markdown: bool,
+    /// Benchmark the control plane instead (controllers, scheduler, simulated nodes).
+    #[arg(long)]
+    controlplane: bool,
+    /// Simulated nodes for `--controlplane` (default 5,000; 500 with `--quick`).
+    #[arg(long)]
+    nodes: Option<usize>,
     /// Watch streams per HTTP/2 connection in the watch phase.
     #[arg(long, default_value_t = 50)]
     watch_streams_per_connection: usize,
@@ -46,7 +52,20 @@ fn main() -> ExitCode {
     };
     let started = std::time::Instant::now();
     let progress = |line: &str| eprintln!("[{:>5.1} s] {line}", started.elapsed().as_secs_f64());
-    match rt.block_on(bench::run(&opts, &progress)) {
+    let result = if args.controlplane {
+        let mut cp = if args.quick {
+            bench::controlplane::Plan::quick()
+        } else {
+            bench::controlplane::Plan::full()
+        };
+        if let Some(n) = args.nodes {
+            cp.nodes = n;
+        }
+        rt.block_on(bench::controlplane::run(&opts.r8s, &cp, &progress))
+    } else {
+        rt.block_on(bench::run(&opts, &progress))
+    };
+    match result {
         Ok(report) => {
             println!("{}", report.text());
             if args.markdown {

@@ -24,6 +24,8 @@ pub fn pod_body(namespace: &str, name: &str) -> Bytes {
             },
         },
         "spec": {
+            // No scheduler takes it: this benchmark measures the API server alone.
+            "schedulerName": "bench-unscheduled",
             "serviceAccountName": "checkout",
             "terminationGracePeriodSeconds": 30,
             "nodeSelector": {"kubernetes.io/os": "linux"},

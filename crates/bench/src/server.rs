@@ -59,6 +59,11 @@ impl Memory {
 impl ServerProcess {
     /// Starts `bin server` on a free port with a fresh data dir and waits for `/readyz` 200.
     pub async fn start(bin: &Path) -> Result<Self, BenchError> {
+        Self::start_with_args(bin, &[]).await
+    }
+
+    /// Like [`ServerProcess::start`], with extra `r8s server` flags.
+    pub async fn start_with_args(bin: &Path, args: &[&str]) -> Result<Self, BenchError> {
         let root = tempfile::Builder::new()
             .prefix("r8s-bench-")
             .tempdir()
@@ -79,6 +84,7 @@ impl ServerProcess {
             .arg("--https-port")
             .arg(port.to_string())
             .args(["--bind-address", "127.0.0.1"])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
@@ -187,6 +193,49 @@ fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Another process started by the benchmark (e.g. `r8s sim`), killed on drop.
+pub struct Helper {
+    child: Child,
+    _reaper: Option<(Child, ChildStdin)>,
+}
+
+impl Helper {
+    /// Starts `bin args...` with its output appended to `log`.
+    pub fn start(bin: &Path, args: &[&str], log: &Path) -> Result<Self, BenchError> {
+        let out = std::fs::File::create(log)
+            .map_err(|e| BenchError::io(format!("creating {}", log.display()), e))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| BenchError::io("duplicating the log file handle", e))?;
+        let child = Command::new(bin)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| BenchError::io(format!("starting {}", bin.display()), e))?;
+        let reaper = child.id().and_then(spawn_reaper);
+        Ok(Self {
+            child,
+            _reaper: reaper,
+        })
+    }
+
+    /// Its PID (while it runs).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// CPU time (user + system) it has used so far.
+    pub async fn cpu_time(&self) -> Result<Duration, BenchError> {
+        let pid = self
+            .pid()
+            .ok_or_else(|| BenchError::Server("the helper process has exited".into()))?;
+        crate::cpu::cpu_time(&pid.to_string()).await
+    }
 }
 
 /// `sh` blocked reading a pipe only this process writes to: when the benchmark exits, however

@@ -270,6 +270,25 @@ impl Drop for Namespace<'_> {
     }
 }
 
+/// Calls `f` every 200 ms until it returns `Some`, for at most `secs` seconds.
+///
+/// # Panics
+/// With `what` and the last value `f` saw (its `Err`), if the time runs out.
+pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(last) => {
+                if std::time::Instant::now() > deadline {
+                    panic!("timed out after {secs} s waiting for {what}; last: {last}");
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 /// `String::from_utf8_lossy` for a command's stderr.
 pub fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

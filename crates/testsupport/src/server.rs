@@ -51,6 +51,7 @@ pub struct TestServer {
     port: u16,
     bin: PathBuf,
     kubectl: Option<PathBuf>,
+    extra_args: Vec<String>,
     running: Mutex<Option<Running>>,
 }
 
@@ -68,6 +69,22 @@ impl TestServer {
 
     /// Starts the given `r8s` binary and waits until `/readyz` answers 200.
     pub fn start_with_binary(bin: PathBuf) -> Result<Self, TestSupportError> {
+        Self::start_with(bin, &[])
+    }
+
+    /// Starts the binary from [`paths::r8s_binary`] with extra `r8s server` flags (e.g.
+    /// `--sim-nodes 3`) and waits until `/readyz` answers 200.
+    pub fn start_with_args(args: &[&str]) -> Result<Self, TestSupportError> {
+        let bin = paths::r8s_binary().ok_or_else(|| {
+            TestSupportError::NotFound(format!(
+                "r8s binary not found: set R8S_BIN or run `cargo build --release -p r8s` (looked in {})",
+                paths::target_dir().display()
+            ))
+        })?;
+        Self::start_with(bin, args)
+    }
+
+    fn start_with(bin: PathBuf, args: &[&str]) -> Result<Self, TestSupportError> {
         let root = tempfile::Builder::new()
             .prefix("r8s-test-")
             .tempdir()
@@ -81,6 +98,7 @@ impl TestServer {
             port,
             bin,
             kubectl: paths::kubectl_binary(),
+            extra_args: args.iter().map(|a| a.to_string()).collect(),
             running: Mutex::new(None),
         };
         server.spawn()?;
@@ -110,6 +128,7 @@ impl TestServer {
             .arg("--https-port")
             .arg(self.port.to_string())
             .args(["--bind-address", "127.0.0.1"])
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2);
@@ -404,6 +423,19 @@ pub fn new_server() -> Option<TestServer> {
     match TestServer::start() {
         Ok(server) => Some(server),
         Err(e) => panic!("could not start an r8s server: {e}"),
+    }
+}
+
+/// A server of the calling test's own started with extra `r8s server` flags. Returns `None`,
+/// after printing why, when the test should be skipped.
+///
+/// # Panics
+/// If the server cannot be started.
+pub fn new_server_with_args(args: &[&str]) -> Option<TestServer> {
+    check_prerequisites()?;
+    match TestServer::start_with_args(args) {
+        Ok(server) => Some(server),
+        Err(e) => panic!("could not start an r8s server with {args:?}: {e}"),
     }
 }
 

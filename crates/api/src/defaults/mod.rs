@@ -34,6 +34,19 @@ pub const DEFAULT_CLIENT_IP_SERVICE_AFFINITY_SECONDS: i32 = 10800;
 /// Seconds the DefaultTolerationSeconds admission plugin tolerates not-ready/unreachable.
 pub const DEFAULT_TOLERATION_SECONDS: i64 = 300;
 
+static NOT_READY_TOLERATION_SECONDS: std::sync::atomic::AtomicI64 =
+    std::sync::atomic::AtomicI64::new(DEFAULT_TOLERATION_SECONDS);
+static UNREACHABLE_TOLERATION_SECONDS: std::sync::atomic::AtomicI64 =
+    std::sync::atomic::AtomicI64::new(DEFAULT_TOLERATION_SECONDS);
+
+/// Sets the tolerationSeconds the DefaultTolerationSeconds admission adds (kube-apiserver's
+/// `--default-not-ready-toleration-seconds` and `--default-unreachable-toleration-seconds`);
+/// process-wide, like the admission plugin's configuration.
+pub fn set_default_toleration_seconds(not_ready: i64, unreachable: i64) {
+    NOT_READY_TOLERATION_SECONDS.store(not_ready, std::sync::atomic::Ordering::Relaxed);
+    UNREACHABLE_TOLERATION_SECONDS.store(unreachable, std::sync::atomic::Ordering::Relaxed);
+}
+
 fn set<T>(slot: &mut Option<T>, value: T) {
     if slot.is_none() {
         *slot = Some(value);
@@ -318,9 +331,15 @@ pub fn admit_pod(pod: &mut Pod) {
     set(&mut spec.priority, 0);
     set_str(&mut spec.preemption_policy, "PreemptLowerPriority");
     let tolerations = spec.tolerations.get_or_insert_with(Vec::new);
-    for key in [
-        "node.kubernetes.io/not-ready",
-        "node.kubernetes.io/unreachable",
+    for (key, seconds) in [
+        (
+            "node.kubernetes.io/not-ready",
+            NOT_READY_TOLERATION_SECONDS.load(std::sync::atomic::Ordering::Relaxed),
+        ),
+        (
+            "node.kubernetes.io/unreachable",
+            UNREACHABLE_TOLERATION_SECONDS.load(std::sync::atomic::Ordering::Relaxed),
+        ),
     ] {
         let present = tolerations.iter().any(|t| {
             (t.key.as_deref() == Some(key) || t.key.as_deref().is_none_or(str::is_empty))
@@ -333,7 +352,7 @@ pub fn admit_pod(pod: &mut Pod) {
                 key: Some(key.to_owned()),
                 operator: Some("Exists".to_owned()),
                 effect: Some("NoExecute".to_owned()),
-                toleration_seconds: Some(DEFAULT_TOLERATION_SECONDS),
+                toleration_seconds: Some(seconds),
                 value: None,
             });
         }
