@@ -412,7 +412,9 @@ impl Factory {
         let inf = Informer::<K>::new();
         map.insert(TypeId::of::<K>(), Box::new(inf.clone()));
         let api: Api<K> = Api::all(self.client.clone());
-        let config = watcher::Config::default().any_semantic();
+        // One unpaginated list from the watch cache (resourceVersion=0), then a watch.
+        let mut config = watcher::Config::default().any_semantic();
+        config.page_size = None;
         tokio::spawn(inf.clone().run(api, config, self.shutdown.clone()));
         inf
     }
