@@ -279,8 +279,9 @@ async fn never_overshoots_while_the_informer_catches_up() {
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(live_pods(&s.client, "t").await.len(), 150);
+    // At most 50 created for 350, and 50 again for 150 if the scale-down ran first.
     assert!(
-        seen.lock().len() <= 350,
+        seen.lock().len() <= 400,
         "created {} pods",
         seen.lock().len()
     );
