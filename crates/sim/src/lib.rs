@@ -454,7 +454,7 @@ impl Shared {
                 st.ips.record(uid, ip);
             }
         }
-        let settled = !p.metadata.deletion_timestamp.is_some()
+        let settled = p.metadata.deletion_timestamp.is_none()
             && (is_terminal(p)
                 || p.status.as_ref().is_some_and(|s| {
                     s.phase.as_deref() == Some("Running")
@@ -500,10 +500,10 @@ impl Shared {
             .await
         {
             Ok(created) => {
-                if !created
+                if created
                     .status
                     .as_ref()
-                    .is_some_and(|s| s.node_info.is_some())
+                    .is_none_or(|s| s.node_info.is_none())
                 {
                     // The status was not kept on create: set it through the subresource.
                     self.patch_node_status(idx, None).await?;

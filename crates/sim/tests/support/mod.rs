@@ -1,0 +1,64 @@
+//! A real API server (in-process, SQLite in a temp dir) and a kube client to it, for the
+//! simulated node tests (the pattern of `crates/controllers/tests/support`).
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+/// A running in-process API server; shuts down when dropped.
+pub struct Server {
+    /// Client as an administrator.
+    pub client: kube::Client,
+    /// Shared informers over `client`.
+    pub factory: Arc<informers::Factory>,
+    /// Cancelled on drop.
+    pub shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Starts an API server.
+pub async fn server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::sqlite::SqliteStore::open(&dir.path().join("db"), Default::default())
+        .await
+        .unwrap();
+    let shutdown = CancellationToken::new();
+    let state = apiserver::inprocess::serve(Arc::new(store), shutdown.clone())
+        .await
+        .unwrap();
+    let client = apiserver::inprocess::client(state, "admin", &["system:masters"]);
+    let factory = informers::Factory::new(client.clone(), shutdown.clone());
+    Server {
+        client,
+        factory,
+        shutdown,
+        _dir: dir,
+    }
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, for at most `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
