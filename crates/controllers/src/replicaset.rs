@@ -577,7 +577,7 @@ impl Controller {
         }
     }
 
-    /// Pods of every ReplicaSet with the same controller as `rs` (upstream
+    /// Pods controlled by every ReplicaSet with the same controller as `rs` (upstream
     /// `getIndirectlyRelatedPods`), for ranking pods doubled up on a node.
     fn indirectly_related_pods(&self, rs: &ReplicaSet) -> Vec<Arc<Pod>> {
         let Some(owner) = controller_ref(rs) else {
@@ -587,8 +587,8 @@ impl Controller {
         let mut out = Vec::new();
         for related in self.rss.by_index(RS_CONTROLLER_UID_INDEX, &owner.uid) {
             let sel = related.spec.as_ref().map(|s| &s.selector);
-            let ns = related.namespace().unwrap_or_default();
-            for p in self.pods.list_namespace(&ns) {
+            let uid = related.metadata.uid.as_deref().unwrap_or("");
+            for p in self.pods.by_index(POD_CONTROLLER_UID_INDEX, uid) {
                 if selector_matches(sel, labels_of(p.as_ref()))
                     && seen.insert(p.metadata.uid.clone())
                 {
