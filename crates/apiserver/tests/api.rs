@@ -434,7 +434,7 @@ async fn status_subresource_and_generation() {
         .patch(
             "/apis/apps/v1/namespaces/default/deployments/d/status",
             "application/merge-patch+json",
-            json!({"status":{"replicas":2},"spec":{"replicas":7}}),
+            json!({"status":{"replicas":2},"spec":{"replicas":7},"metadata":{"annotations":{"deployment.kubernetes.io/revision":"1"}}}),
         )
         .await;
     assert_eq!(s["status"]["replicas"], 2);
@@ -443,6 +443,10 @@ async fn status_subresource_and_generation() {
         "status writes must not change spec"
     );
     assert_eq!(s["metadata"]["generation"], 1);
+    assert_eq!(
+        s["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "1",
+        "status writes keep annotations, as upstream's status strategies"
+    );
     let (_, m) = a
         .patch(
             "/apis/apps/v1/namespaces/default/deployments/d",

@@ -585,6 +585,17 @@ pub fn prepare_update(
                 if let Some(mf) = new.pointer("/metadata/managedFields").cloned() {
                     object::meta_mut(&mut merged).insert("managedFields".into(), mf);
                 }
+                // Upstream status strategies reset only the spec (and some kinds' labels or
+                // owner references): annotations written with the status are kept, which is
+                // how the deployment controller records revisions without a new generation.
+                match new.pointer("/metadata/annotations").cloned() {
+                    Some(a) => {
+                        object::meta_mut(&mut merged).insert("annotations".into(), a);
+                    }
+                    None => {
+                        object::meta_mut(&mut merged).remove("annotations");
+                    }
+                }
                 if r.resource == "namespaces"
                     && let Some(spec) = new.get("spec")
                 {
