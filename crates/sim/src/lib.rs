@@ -325,6 +325,12 @@ fn node_of(pod: &Pod) -> Option<&str> {
     pod.spec.as_ref()?.node_name.as_deref()
 }
 
+/// The last renewal slot due after `elapsed`: slot `k` (node `k % n`) is due at
+/// `k * period / n`, so the `n` renewals of a period are evenly spread.
+fn last_due_slot(elapsed: Duration, period: Duration, n: u128) -> u128 {
+    elapsed.as_nanos() * n / period.as_nanos().max(1)
+}
+
 impl Shared {
     fn idx_of(&self, node: &str) -> Option<usize> {
         self.index.get(node).copied()
@@ -719,7 +725,7 @@ impl Shared {
                 _ = self.shutdown.cancelled() => return,
                 _ = clock.tick() => {}
             }
-            let due = start.elapsed().as_nanos() * n / period.as_nanos().max(1);
+            let due = last_due_slot(start.elapsed(), period, n);
             if due >= next_slot + n {
                 // Fell behind by a whole round: skip to the present.
                 next_slot = due + 1 - n;
@@ -870,5 +876,38 @@ impl Shared {
         }
         self.states[idx].lock().ips.release(&uid);
         Ok(Requeue::No)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renewal_slots_are_spread_over_the_interval() {
+        let period = Duration::from_secs(10);
+        let ms = Duration::from_millis;
+        // 4 nodes: one renewal every 2.5 s.
+        assert_eq!(last_due_slot(ms(0), period, 4), 0);
+        assert_eq!(last_due_slot(ms(2_499), period, 4), 0);
+        assert_eq!(last_due_slot(ms(2_500), period, 4), 1);
+        assert_eq!(last_due_slot(ms(9_999), period, 4), 3);
+        assert_eq!(last_due_slot(ms(10_000), period, 4), 4); // node 0 again
+        // 5,000 nodes: 500 renewals per second, 5 per 10 ms tick.
+        assert_eq!(last_due_slot(ms(10), period, 5_000), 5);
+        assert_eq!(last_due_slot(ms(1_000), period, 5_000), 500);
+    }
+
+    #[test]
+    fn default_config_is_the_kubelets() {
+        let c = Config::default();
+        assert_eq!(c.lease_duration_seconds, 40);
+        assert_eq!(c.renew_interval, Duration::from_secs(10));
+        assert_eq!(c.status_report_interval, Duration::from_secs(300));
+        assert_eq!(
+            (c.cpu.as_str(), c.memory.as_str(), c.pods),
+            ("32", "256Gi", 110)
+        );
+        assert_eq!(node::node_name(&c.name_prefix, 7), "sim-0007");
     }
 }
