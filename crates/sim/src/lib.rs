@@ -347,10 +347,18 @@ impl Shared {
         }
     }
 
-    /// A stopped node runs again: report status at once, act on its pods.
-    fn resume(&self, idx: usize) {
+    /// A stopped node runs again, like a kubelet that starts: renew its lease and report its
+    /// status at once, act on its pods.
+    fn resume(self: &Arc<Self>, idx: usize) {
         self.node_queue.add(idx);
         self.requeue_pods(idx);
+        if let Some(lease) = self.take_for_renewal(idx) {
+            let s = self.clone();
+            tokio::spawn(async move {
+                s.renew(idx, lease).await;
+                s.states[idx].lock().renewing = false;
+            });
+        }
     }
 
     async fn watch_nodes(
@@ -383,7 +391,7 @@ impl Shared {
         }
     }
 
-    fn on_node(&self, idx: usize, n: &Node) {
+    fn on_node(self: &Arc<Self>, idx: usize, n: &Node) {
         let (resumed, cidr_arrived, unhealthy) = {
             let mut st = self.states[idx].lock();
             if st.deleted {

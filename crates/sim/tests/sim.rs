@@ -433,3 +433,36 @@ async fn node_marked_not_ready_by_someone_else_reports_ready_again() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn resumed_node_renews_its_lease_at_once() {
+    let srv = server().await;
+    let cfg = sim::Config {
+        nodes: 1,
+        renew_interval: Duration::from_secs(120),
+        ..Default::default()
+    };
+    start(&srv, cfg).await;
+    let leases: Api<Lease> = Api::namespaced(srv.client.clone(), sim::LEASE_NAMESPACE);
+    let t0 = eventually(10, "lease", || renew_time(&leases, "sim-0000")).await;
+    let nodes: Api<Node> = Api::all(srv.client.clone());
+    let annotate = |v: serde_json::Value| {
+        let nodes = nodes.clone();
+        async move {
+            let patch =
+                serde_json::json!({"metadata": {"annotations": {sim::HEARTBEAT_ANNOTATION: v}}});
+            nodes
+                .patch("sim-0000", &PatchParams::default(), &Patch::Merge(patch))
+                .await
+                .unwrap();
+        }
+    };
+    annotate(serde_json::json!("stopped")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    annotate(serde_json::Value::Null).await;
+    // Long before the next 120 s slot.
+    eventually(3, "lease renewed on resume", || async {
+        renew_time(&leases, "sim-0000").await.filter(|t| *t > t0)
+    })
+    .await;
+}
