@@ -261,6 +261,19 @@ pub async fn start(
     let node_events = shared.node_informer.subscribe();
     tokio::spawn(shared.clone().watch_nodes(node_events));
     shared.node_informer.wait_synced().await;
+    // Known before any pod is handled: annotations and pod CIDRs of existing nodes, and the
+    // IPs of pods running on them (after a restart, a new pod must not get one of those).
+    for (idx, name) in shared.names.iter().enumerate() {
+        if let Some(n) = shared.node_informer.get("", name) {
+            shared.on_node(idx, &n);
+        }
+    }
+    shared.pod_informer.wait_synced().await;
+    for p in shared.pod_informer.list() {
+        if let Some(idx) = node_of(&p).and_then(|n| shared.idx_of(n)) {
+            shared.track_ip(idx, &p);
+        }
+    }
     let pod_events = shared.pod_informer.subscribe();
     tokio::spawn(shared.clone().watch_pods(pod_events));
     for i in 0..shared.names.len() {
@@ -444,30 +457,33 @@ impl Shared {
         }
     }
 
-    fn on_pod(&self, p: &Pod) {
-        let Some(idx) = node_of(p).and_then(|n| self.idx_of(n)) else {
-            return;
-        };
+    /// Keeps the pod IPs of a node current: a live pod's IP is taken, a terminal pod's freed.
+    fn track_ip(&self, idx: usize, p: &Pod) {
         let uid = p.metadata.uid.as_deref().unwrap_or_default();
         let host_network = p
             .spec
             .as_ref()
             .and_then(|s| s.host_network)
             .unwrap_or(false);
+        let mut st = self.states[idx].lock();
+        if is_terminal(p) {
+            st.ips.release(uid);
+        } else if !host_network
+            && let Some(ip) = p
+                .status
+                .as_ref()
+                .and_then(|s| s.pod_ip.as_deref())
+                .and_then(|ip| ip.parse().ok())
         {
-            let mut st = self.states[idx].lock();
-            if is_terminal(p) {
-                st.ips.release(uid);
-            } else if !host_network
-                && let Some(ip) = p
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.pod_ip.as_deref())
-                    .and_then(|ip| ip.parse().ok())
-            {
-                st.ips.record(uid, ip);
-            }
+            st.ips.record(uid, ip);
         }
+    }
+
+    fn on_pod(&self, p: &Pod) {
+        let Some(idx) = node_of(p).and_then(|n| self.idx_of(n)) else {
+            return;
+        };
+        self.track_ip(idx, p);
         let settled = p.metadata.deletion_timestamp.is_none()
             && (is_terminal(p)
                 || p.status.as_ref().is_some_and(|s| {

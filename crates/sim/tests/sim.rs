@@ -466,3 +466,46 @@ async fn resumed_node_renews_its_lease_at_once() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn restarted_sim_adopts_its_nodes_and_keeps_pod_ips() {
+    let srv = server().await;
+    let first = srv.shutdown.child_token();
+    sim::start(
+        srv.client.clone(),
+        srv.factory.clone(),
+        config(1),
+        first.clone(),
+    )
+    .await
+    .unwrap();
+    let nodes: Api<Node> = Api::all(srv.client.clone());
+    let uid = eventually(10, "node", || async {
+        nodes.get_opt("sim-0000").await.unwrap()?.metadata.uid
+    })
+    .await;
+    set_pod_cidr(&srv, "sim-0000", "10.42.9.0/24").await;
+    let pods: Api<Pod> = Api::namespaced(srv.client.clone(), "default");
+    pods.create(&PostParams::default(), &pod("before", "sim-0000", None))
+        .await
+        .unwrap();
+    let ip1 = eventually(10, "first pod IP", || async {
+        pods.get("before").await.unwrap().status?.pod_ip
+    })
+    .await;
+    first.cancel();
+    // While no simulated kubelet runs, a pod is bound; then the simulation restarts.
+    pods.create(&PostParams::default(), &pod("after", "sim-0000", None))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let sim = start(&srv, config(1)).await;
+    let ip2 = eventually(10, "second pod IP", || async {
+        pods.get("after").await.unwrap().status?.pod_ip
+    })
+    .await;
+    assert_ne!(ip1, ip2, "an IP of a live pod was handed out again");
+    assert!(sim.is_active("sim-0000"));
+    // The node was adopted, not recreated.
+    assert_eq!(nodes.get("sim-0000").await.unwrap().metadata.uid, Some(uid));
+}
