@@ -830,8 +830,16 @@ impl Shared {
             .as_ref()
             .and_then(|s| s.host_network)
             .unwrap_or(false);
+        let current_ip = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.as_deref())
+            .and_then(|ip| ip.parse::<Ipv4Addr>().ok());
         let pod_ip = if host_network {
             host_ip
+        } else if let Some(ip) = current_ip {
+            // Pod IPs never change.
+            ip
         } else {
             let mut st = self.states[idx].lock();
             if !st.ips.has_range() {
