@@ -1,0 +1,295 @@
+//! InterPodAffinity: required pod affinity and anti-affinity of the incoming pod, and the
+//! required anti-affinity of existing pods against it (filter, with counts per topology
+//! pair computed once per cycle); preferred terms of both sides (score).
+
+use std::collections::{BTreeMap, HashMap};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+use crate::cache::NodeInfo;
+use crate::framework::{FilterResult, MAX_NODE_SCORE, Plugin, Status};
+use crate::types::{AffinityTerm, PodInfo, PodMatcher};
+
+/// Upstream `ErrReasonExistingAntiAffinityRulesNotMatch`.
+pub const ERR_REASON_EXISTING_ANTI_AFFINITY: &str =
+    "node(s) didn't satisfy existing pods anti-affinity rules";
+/// Upstream `ErrReasonAffinityRulesNotMatch`.
+pub const ERR_REASON_AFFINITY: &str = "node(s) didn't match pod affinity rules";
+/// Upstream `ErrReasonAntiAffinityRulesNotMatch`.
+pub const ERR_REASON_ANTI_AFFINITY: &str = "node(s) didn't match pod anti-affinity rules";
+
+/// Namespace information the terms need.
+pub struct Namespaces<'a> {
+    /// Labels of the incoming pod's namespace (for existing pods' namespace selectors).
+    pub incoming_labels: Option<&'a BTreeMap<String, String>>,
+    /// The namespaces a namespace selector selects (for the incoming pod's terms).
+    pub select: &'a dyn Fn(&LabelSelector) -> Vec<String>,
+}
+
+type Pair<'a> = (&'a str, &'a str);
+
+/// Counts computed once per cycle for the filter.
+#[derive(Debug, Default)]
+pub struct PreFilterState<'a> {
+    existing_anti: HashMap<Pair<'a>, i64>,
+    affinity_counts: HashMap<Pair<'a>, i64>,
+    anti_counts: HashMap<Pair<'a>, i64>,
+    affinity_terms: &'a [AffinityTerm],
+    anti_terms: &'a [AffinityTerm],
+    matches_own_affinity: bool,
+}
+
+fn matchers(terms: &[AffinityTerm], ns: &Namespaces<'_>) -> Vec<PodMatcher> {
+    terms
+        .iter()
+        .map(|t| PodMatcher::new(t.scope(ns.select), t.selector.clone()))
+        .collect()
+}
+
+/// How many pods on `node` match every matcher.
+fn count_all(ms: &[PodMatcher], node: &NodeInfo) -> i64 {
+    match ms {
+        [] => 0,
+        [m] => m.count(node, false),
+        _ => node
+            .pods
+            .iter()
+            .filter(|p| ms.iter().all(|m| m.matches_pod(p)))
+            .count() as i64,
+    }
+}
+
+/// PreFilter: `None` when neither the pod nor any existing pod has required terms that
+/// apply (upstream Skip).
+pub fn prefilter<'a>(
+    pod: &'a PodInfo,
+    nodes: &[&'a NodeInfo],
+    ns: &Namespaces<'_>,
+) -> Option<PreFilterState<'a>> {
+    let any_existing = nodes.iter().any(|n| n.pods_with_required_anti_affinity > 0);
+    let aff = pod.affinity.as_deref();
+    let (affinity_terms, anti_terms) = aff.map_or((&[][..], &[][..]), |a| {
+        (&a.required_affinity[..], &a.required_anti_affinity[..])
+    });
+    if !any_existing && affinity_terms.is_empty() && anti_terms.is_empty() {
+        return None;
+    }
+    let mut st = PreFilterState {
+        affinity_terms,
+        anti_terms,
+        ..Default::default()
+    };
+    if any_existing {
+        for node in nodes {
+            let node: &'a NodeInfo = node;
+            if node.pods_with_required_anti_affinity == 0 {
+                continue;
+            }
+            let labels = node.labels();
+            for p in &node.pods {
+                let Some(pa) = p.affinity.as_deref() else {
+                    continue;
+                };
+                for t in &pa.required_anti_affinity {
+                    if t.matches(&pod.namespace, pod.labels(), ns.incoming_labels)
+                        && let Some((k, v)) = labels.get_key_value(&t.topology_key)
+                    {
+                        *st.existing_anti
+                            .entry((k.as_str(), v.as_str()))
+                            .or_insert(0) += 1;
+                    }
+                }
+            }
+        }
+    }
+    if !affinity_terms.is_empty() || !anti_terms.is_empty() {
+        let aff_m = matchers(affinity_terms, ns);
+        let anti_m = matchers(anti_terms, ns);
+        st.matches_own_affinity = !aff_m.is_empty() && aff_m.iter().all(|m| m.matches_pod(pod));
+        for node in nodes {
+            let node: &'a NodeInfo = node;
+            if node.pods.is_empty() {
+                continue;
+            }
+            let labels = node.labels();
+            if !aff_m.is_empty() {
+                let n = count_all(&aff_m, node);
+                if n > 0 {
+                    for t in affinity_terms {
+                        if let Some((k, v)) = labels.get_key_value(&t.topology_key) {
+                            *st.affinity_counts
+                                .entry((k.as_str(), v.as_str()))
+                                .or_insert(0) += n;
+                        }
+                    }
+                }
+            }
+            for (t, m) in anti_terms.iter().zip(&anti_m) {
+                let n = m.count(node, false);
+                if n > 0
+                    && let Some((k, v)) = labels.get_key_value(&t.topology_key)
+                {
+                    *st.anti_counts.entry((k.as_str(), v.as_str())).or_insert(0) += n;
+                }
+            }
+        }
+    }
+    Some(st)
+}
+
+/// The filter.
+pub fn filter(st: &PreFilterState<'_>, node: &NodeInfo) -> FilterResult {
+    let labels = node.labels();
+    if !st.affinity_terms.is_empty() {
+        let mut pods_exist = true;
+        for t in st.affinity_terms {
+            let Some(v) = labels.get(&t.topology_key) else {
+                return Err(Status::unresolvable(
+                    Plugin::InterPodAffinity,
+                    ERR_REASON_AFFINITY,
+                ));
+            };
+            if st
+                .affinity_counts
+                .get(&(t.topology_key.as_str(), v.as_str()))
+                .copied()
+                .unwrap_or(0)
+                <= 0
+            {
+                pods_exist = false;
+            }
+        }
+        // The first pod of a group with affinity to itself may go anywhere.
+        if !pods_exist && !(st.affinity_counts.is_empty() && st.matches_own_affinity) {
+            return Err(Status::unresolvable(
+                Plugin::InterPodAffinity,
+                ERR_REASON_AFFINITY,
+            ));
+        }
+    }
+    for t in st.anti_terms {
+        if let Some(v) = labels.get(&t.topology_key)
+            && st
+                .anti_counts
+                .get(&(t.topology_key.as_str(), v.as_str()))
+                .copied()
+                .unwrap_or(0)
+                > 0
+        {
+            return Err(Status::unschedulable(
+                Plugin::InterPodAffinity,
+                ERR_REASON_ANTI_AFFINITY,
+            ));
+        }
+    }
+    for ((k, v), n) in &st.existing_anti {
+        if *n > 0 && labels.get(*k).is_some_and(|x| x == v) {
+            return Err(Status::unschedulable(
+                Plugin::InterPodAffinity,
+                ERR_REASON_EXISTING_ANTI_AFFINITY,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Scores of the feasible nodes (already normalized), or `None` when no preferred term
+/// applies (upstream PreScore Skip).
+pub fn scores(
+    pod: &PodInfo,
+    feasible: &[&NodeInfo],
+    all: &[&NodeInfo],
+    ns: &Namespaces<'_>,
+) -> Option<Vec<i64>> {
+    let aff = pod.affinity.as_deref();
+    let pref_aff = aff.map_or(&[][..], |a| &a.preferred_affinity[..]);
+    let pref_anti = aff.map_or(&[][..], |a| &a.preferred_anti_affinity[..]);
+    let has_constraints = !pref_aff.is_empty() || !pref_anti.is_empty();
+    if !has_constraints && !all.iter().any(|n| n.pods_with_affinity > 0) {
+        return None;
+    }
+    let aff_m = matchers(pref_aff, ns);
+    let anti_m = matchers(pref_anti, ns);
+    let mut topo: HashMap<&str, HashMap<&str, i64>> = HashMap::new();
+    for node in all {
+        let labels = node.labels();
+        if labels.is_empty() {
+            continue;
+        }
+        if !has_constraints && node.pods_with_affinity == 0 {
+            continue;
+        }
+        if has_constraints {
+            for (t, m) in pref_aff.iter().zip(&aff_m) {
+                let n = m.count(node, false);
+                if n > 0
+                    && let Some((k, v)) = labels.get_key_value(&t.topology_key)
+                {
+                    *topo.entry(k).or_default().entry(v).or_insert(0) += n * i64::from(t.weight);
+                }
+            }
+            for (t, m) in pref_anti.iter().zip(&anti_m) {
+                let n = m.count(node, false);
+                if n > 0
+                    && let Some((k, v)) = labels.get_key_value(&t.topology_key)
+                {
+                    *topo.entry(k).or_default().entry(v).or_insert(0) -= n * i64::from(t.weight);
+                }
+            }
+        }
+        if node.pods_with_affinity == 0 {
+            continue;
+        }
+        for p in &node.pods {
+            let Some(pa) = p.affinity.as_deref() else {
+                continue;
+            };
+            let mut apply = |terms: &[AffinityTerm], sign: i64| {
+                for t in terms {
+                    if t.matches(&pod.namespace, pod.labels(), ns.incoming_labels)
+                        && let Some((k, v)) = labels.get_key_value(&t.topology_key)
+                    {
+                        *topo.entry(k).or_default().entry(v).or_insert(0) +=
+                            sign * i64::from(t.weight);
+                    }
+                }
+            };
+            // Existing pods' required affinity counts with hardPodAffinityWeight 1.
+            apply(&pa.required_affinity, 1);
+            apply(&pa.preferred_affinity, 1);
+            apply(&pa.preferred_anti_affinity, -1);
+        }
+    }
+    if topo.values().all(HashMap::is_empty) {
+        return None;
+    }
+    let raw: Vec<i64> = feasible
+        .iter()
+        .map(|node| {
+            let labels = node.labels();
+            topo.iter()
+                .map(|(k, vals)| {
+                    labels
+                        .get(*k)
+                        .and_then(|v| vals.get(v.as_str()))
+                        .copied()
+                        .unwrap_or(0)
+                })
+                .sum()
+        })
+        .collect();
+    let min = raw.iter().copied().min().unwrap_or(0);
+    let max = raw.iter().copied().max().unwrap_or(0);
+    let diff = max - min;
+    Some(
+        raw.into_iter()
+            .map(|s| {
+                if diff > 0 {
+                    (MAX_NODE_SCORE as f64 * ((s - min) as f64 / diff as f64)) as i64
+                } else {
+                    0
+                }
+            })
+            .collect(),
+    )
+}
