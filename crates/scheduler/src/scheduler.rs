@@ -291,10 +291,10 @@ impl Scheduler {
             Event::Deleted(p) => {
                 let key = pod_key(&p);
                 self.queue.delete(&key);
-                if is_assigned(&p) || !self.cache.is_assumed(&key) {
-                    if self.cache.remove_pod(&key).is_some() {
-                        self.moves = self.moves.union(ASSIGNED_POD_DELETE);
-                    }
+                if (is_assigned(&p) || !self.cache.is_assumed(&key))
+                    && self.cache.remove_pod(&key).is_some()
+                {
+                    self.moves = self.moves.union(ASSIGNED_POD_DELETE);
                 }
             }
         }

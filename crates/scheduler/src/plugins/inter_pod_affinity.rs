@@ -160,7 +160,7 @@ pub fn filter(st: &PreFilterState<'_>, node: &NodeInfo) -> FilterResult {
             }
         }
         // The first pod of a group with affinity to itself may go anywhere.
-        if !pods_exist && !(st.affinity_counts.is_empty() && st.matches_own_affinity) {
+        if !(pods_exist || st.affinity_counts.is_empty() && st.matches_own_affinity) {
             return Err(Status::unresolvable(
                 Plugin::InterPodAffinity,
                 ERR_REASON_AFFINITY,

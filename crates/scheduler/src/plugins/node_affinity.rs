@@ -211,11 +211,10 @@ mod tests {
         let mut spec = pod("p", &[], &[]).spec.unwrap();
         spec.affinity = Some(Affinity {
             node_affinity: Some(NodeAffinity {
-                required_during_scheduling_ignored_during_execution: (!required.is_empty()).then(
-                    || NodeSelector {
+                required_during_scheduling_ignored_during_execution: (!required.is_empty())
+                    .then_some(NodeSelector {
                         node_selector_terms: required,
-                    },
-                ),
+                    }),
                 preferred_during_scheduling_ignored_during_execution: Some(
                     preferred
                         .into_iter()

@@ -163,6 +163,10 @@ mod tests {
         let best_effort = info(pod("b", &[], &[]));
         assert!(balanced_allocation_skips(&best_effort));
         // Non-zero defaults: 100m of 4000m and 200Mi of a tiny node.
-        assert_eq!(least_allocated_score(&best_effort, &ni), (97 + 0) / 2);
+        assert_eq!(
+            least_allocated_score(&best_effort, &ni),
+            48,
+            "cpu 97, memory 0"
+        );
     }
 }
