@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -22,8 +23,45 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the control plane (API server with the embedded store).
+    /// Run the control plane: API server with the embedded store, controllers, scheduler.
     Server(ServerArgs),
+    /// Run simulated nodes (like kwok) against a running server.
+    Sim(SimCommandArgs),
+}
+
+#[derive(clap::Args)]
+struct SimCommandArgs {
+    /// Kubeconfig of the cluster to join.
+    #[arg(
+        long,
+        env = "KUBECONFIG",
+        default_value = "/var/lib/r8s/kubeconfig.yaml"
+    )]
+    kubeconfig: PathBuf,
+    #[command(flatten)]
+    sim: SimArgs,
+}
+
+#[derive(clap::Args)]
+struct SimArgs {
+    /// Number of simulated nodes (`r8s server --sim-nodes N`, `r8s sim --nodes N`).
+    #[arg(long = "sim-nodes", visible_alias = "nodes", default_value_t = 0)]
+    nodes: usize,
+    /// Name prefix of the simulated nodes (followed by a 4-digit index).
+    #[arg(long = "node-prefix", default_value = "sim-")]
+    node_prefix: String,
+    /// CPU capacity of each simulated node.
+    #[arg(long = "node-cpu", default_value = "32")]
+    node_cpu: String,
+    /// Memory capacity of each simulated node.
+    #[arg(long = "node-memory", default_value = "256Gi")]
+    node_memory: String,
+    /// Pod capacity of each simulated node.
+    #[arg(long = "node-pods", default_value_t = 110)]
+    node_pods: u32,
+    /// How often each simulated node renews its Lease (the kubelet's 10 s).
+    #[arg(long = "lease-renew-interval", value_parser = parse_duration)]
+    lease_renew_interval: Option<Duration>,
 }
 
 #[derive(clap::Args)]
@@ -51,6 +89,76 @@ struct ServerArgs {
     /// Compact store history older than this many revisions behind the head, every 5 minutes.
     #[arg(long, default_value_t = 10_000, hide = true)]
     compact_keep: i64,
+    /// IPv4 range node pod CIDRs are carved from.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    cluster_cidr: String,
+    /// Prefix length of each node's pod CIDR.
+    #[arg(long, default_value_t = 24)]
+    node_cidr_mask_size: u8,
+    /// Do not run the controllers (kube-controller-manager).
+    #[arg(long)]
+    disable_controller_manager: bool,
+    /// Do not run the scheduler.
+    #[arg(long)]
+    disable_scheduler: bool,
+    /// Controllers not to run, by name (e.g. `replicaset-controller`).
+    #[arg(long = "disable-controller", value_delimiter = ',')]
+    disable_controller: Vec<String>,
+    /// How often node health is checked.
+    #[arg(long, value_parser = parse_duration)]
+    node_monitor_period: Option<Duration>,
+    /// How long a node may miss heartbeats before it is marked NotReady (Unknown).
+    #[arg(long, value_parser = parse_duration)]
+    node_monitor_grace_period: Option<Duration>,
+    /// tolerationSeconds added to pods for the not-ready NoExecute taint.
+    #[arg(long)]
+    default_not_ready_toleration_seconds: Option<i64>,
+    /// tolerationSeconds added to pods for the unreachable NoExecute taint.
+    #[arg(long)]
+    default_unreachable_toleration_seconds: Option<i64>,
+    /// Fast node-failure handling for edge clusters: node monitor period 2 s, grace period
+    /// 20 s, default tolerations 30 s (upstream: 5 s, 50 s, 300 s), simulated nodes renewing
+    /// every 4 s. Explicit flags override it.
+    #[arg(long)]
+    fast_node_failover: bool,
+    /// Simulated nodes run inside the server (0 = none).
+    #[command(flatten)]
+    sim: SimArgs,
+}
+
+/// Parses a Go-style duration: `50s`, `1m30s`, `500ms`, `2h`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let err = || format!("invalid duration {text:?} (examples: 500ms, 40s, 1m30s)");
+    let mut total = Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(err());
+    }
+    if rest == "0" {
+        return Ok(Duration::ZERO);
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(err)?;
+        let value: f64 = rest[..digits].parse().map_err(|_| err())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let factor = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(err()),
+        };
+        rest = &rest[unit_len..];
+        total += Duration::from_secs_f64(value * factor);
+    }
+    Ok(total)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -68,6 +176,7 @@ fn main() -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     match cli.command {
         Command::Server(args) => rt.block_on(server(args)),
+        Command::Sim(args) => rt.block_on(sim_command(args)),
     }
 }
 
@@ -87,12 +196,19 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         args.compact_keep,
         shutdown.clone(),
     );
+    let default_toleration = if args.fast_node_failover { 30 } else { 300 };
+    api::defaults::set_default_toleration_seconds(
+        args.default_not_ready_toleration_seconds
+            .unwrap_or(default_toleration),
+        args.default_unreachable_toleration_seconds
+            .unwrap_or(default_toleration),
+    );
     let running = apiserver::start(
         apiserver::Config {
             data_dir: args.data_dir.clone(),
             bind_address: args.bind_address,
             https_port: args.https_port,
-            tls_sans: args.tls_san,
+            tls_sans: args.tls_san.clone(),
             service_cidr: apiserver::ipalloc::ServiceCidr::parse(&args.service_cidr)
                 .with_context(|| format!("invalid --service-cidr {}", args.service_cidr))?,
         },
@@ -101,6 +217,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     )
     .await
     .context("starting the API server")?;
+    let components = start_components(&args, &running, shutdown.clone())?;
     eprintln!(
         "r8s server ready on https://{}; export KUBECONFIG={}",
         running.addr,
@@ -114,7 +231,131 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     }
     tracing::info!("shutting down");
     shutdown.cancel();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), running.task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        let _ = running.task.await;
+        components.join_all().await;
+    })
+    .await;
     sqlite.close().await;
     Ok(())
+}
+
+fn sim_config(args: &SimArgs, fast: bool) -> sim::Config {
+    let mut cfg = sim::Config {
+        nodes: args.nodes,
+        name_prefix: args.node_prefix.clone(),
+        cpu: args.node_cpu.clone(),
+        memory: args.node_memory.clone(),
+        pods: args.node_pods,
+        ..Default::default()
+    };
+    if fast {
+        cfg.renew_interval = Duration::from_secs(4);
+    }
+    if let Some(d) = args.lease_renew_interval {
+        cfg.renew_interval = d;
+    }
+    cfg
+}
+
+/// Starts the in-process components (controllers, scheduler, simulated nodes); each talks to
+/// the API server through its own kube-rs client.
+fn start_components(
+    args: &ServerArgs,
+    running: &apiserver::Running,
+    shutdown: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinSet<()>> {
+    let mut set = tokio::task::JoinSet::new();
+    let client =
+        |user: &str| apiserver::inprocess::client(running.state.clone(), user, &["system:masters"]);
+    let factory =
+        informers::Factory::new(client("system:kube-controller-manager"), shutdown.clone());
+    if !args.disable_controller_manager {
+        let mut config = controllers::Config {
+            cluster_cidr: args.cluster_cidr.clone(),
+            node_cidr_mask_size: args.node_cidr_mask_size,
+            disabled: args.disable_controller.iter().cloned().collect(),
+            ..Default::default()
+        };
+        if args.fast_node_failover {
+            config.node_monitor_period = Duration::from_secs(2);
+            config.node_monitor_grace_period = Duration::from_secs(20);
+        }
+        if let Some(d) = args.node_monitor_period {
+            config.node_monitor_period = d;
+        }
+        if let Some(d) = args.node_monitor_grace_period {
+            config.node_monitor_grace_period = d;
+        }
+        let ctx = Arc::new(controllers::Context {
+            client: client("system:kube-controller-manager"),
+            factory: factory.clone(),
+            config,
+            shutdown: shutdown.clone(),
+        });
+        let mut controllers = controllers::start(ctx);
+        set.spawn(async move { while controllers.join_next().await.is_some() {} });
+    }
+    if !args.disable_scheduler {
+        set.spawn(scheduler::run(
+            client("system:kube-scheduler"),
+            factory.clone(),
+            scheduler::Config::default(),
+            shutdown.clone(),
+        ));
+    }
+    if args.sim.nodes > 0 {
+        let cfg = sim_config(&args.sim, args.fast_node_failover);
+        let client = client("system:node:sim");
+        let factory = factory.clone();
+        let shutdown = shutdown.clone();
+        set.spawn(async move {
+            if let Err(e) = sim::run(client, factory, cfg, shutdown).await {
+                tracing::error!(error = %e, "simulated nodes stopped");
+            }
+        });
+    }
+    Ok(set)
+}
+
+async fn sim_command(args: SimCommandArgs) -> anyhow::Result<()> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(&args.kubeconfig)
+        .with_context(|| format!("reading {}", args.kubeconfig.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .context("loading the kubeconfig")?;
+    let client = kube::Client::try_from(config).context("creating the API client")?;
+    let shutdown = CancellationToken::new();
+    let factory = informers::Factory::new(client.clone(), shutdown.clone());
+    let cfg = sim_config(&args.sim, false);
+    let n = cfg.nodes;
+    let task = tokio::spawn(sim::run(client, factory, cfg, shutdown.clone()));
+    eprintln!("r8s sim: {n} simulated nodes running");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing SIGTERM handler")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    shutdown.cancel();
+    match tokio::time::timeout(Duration::from_secs(10), task).await {
+        Ok(Ok(Err(e))) => Err(anyhow::anyhow!(e).context("simulated nodes failed")),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations_parse() {
+        assert_eq!(parse_duration("50s"), Ok(Duration::from_secs(50)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("").is_err());
+    }
 }
