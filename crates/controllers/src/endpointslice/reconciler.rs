@@ -604,3 +604,120 @@ pub fn reconcile(
     plan.delete.extend(unsupported);
     plan
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{PodIP, PodSpec, PodStatus, ServicePort, ServiceSpec};
+
+    fn svc() -> Service {
+        Service {
+            metadata: ObjectMeta {
+                name: Some("web".into()),
+                namespace: Some("t".into()),
+                uid: Some("svc-uid".into()),
+                ..Default::default()
+            },
+            spec: Some(ServiceSpec {
+                cluster_ip: Some("10.96.0.10".into()),
+                selector: Some([("app".to_string(), "web".to_string())].into()),
+                ports: Some(vec![ServicePort {
+                    port: 80,
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn pod(i: usize) -> Arc<Pod> {
+        let ip = format!("10.1.{}.{}", i / 250, i % 250 + 1);
+        Arc::new(Pod {
+            metadata: ObjectMeta {
+                name: Some(format!("p{i}")),
+                namespace: Some("t".into()),
+                uid: Some(format!("uid{i}")),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                node_name: Some("n1".into()),
+                ..Default::default()
+            }),
+            status: Some(PodStatus {
+                pod_ip: Some(ip.clone()),
+                pod_ips: Some(vec![PodIP { ip }]),
+                ..Default::default()
+            }),
+        })
+    }
+
+    fn node(_: &str) -> Option<Arc<Node>> {
+        Some(Arc::new(Node::default()))
+    }
+
+    /// Applies a plan as the API server would (names for creations).
+    fn apply(existing: &[Arc<EndpointSlice>], plan: Plan) -> Vec<Arc<EndpointSlice>> {
+        let mut out: BTreeMap<String, EndpointSlice> = existing
+            .iter()
+            .map(|s| (s.metadata.name.clone().unwrap_or_default(), (**s).clone()))
+            .collect();
+        for d in &plan.delete {
+            out.remove(d.metadata.name.as_deref().unwrap_or(""));
+        }
+        for u in plan.update {
+            out.insert(u.metadata.name.clone().unwrap_or_default(), u);
+        }
+        for (i, mut c) in plan.create.into_iter().enumerate() {
+            let name = format!("web-new{}-{i}", out.len());
+            c.metadata.name = Some(name.clone());
+            out.insert(name, c);
+        }
+        out.into_values().map(Arc::new).collect()
+    }
+
+    #[test]
+    fn packs_at_most_max_and_keeps_endpoints_in_place() {
+        let s = svc();
+        let pods: Vec<_> = (0..250).map(pod).collect();
+        let plan = reconcile(&s, &pods, &[], &node, 100, "c");
+        assert_eq!(plan.create.len(), 3);
+        assert!(plan.update.is_empty() && plan.delete.is_empty());
+        let slices = apply(&[], plan);
+        let sizes: Vec<usize> = slices.iter().map(|s| s.endpoints.len()).collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 250);
+        assert!(sizes.iter().all(|n| *n <= 100));
+
+        // Nothing changed: nothing to write.
+        let plan = reconcile(&s, &pods, &slices, &node, 100, "c");
+        assert!(plan.create.is_empty() && plan.update.is_empty() && plan.delete.is_empty());
+
+        // Ten new pods go into the unchanged slice closest to full (the one of 50).
+        let more: Vec<_> = (0..260).map(pod).collect();
+        let plan = reconcile(&s, &more, &slices, &node, 100, "c");
+        assert!(plan.create.is_empty() && plan.delete.is_empty());
+        assert_eq!(plan.update.len(), 1);
+        assert_eq!(plan.update[0].endpoints.len(), 60);
+
+        // All pods gone: one slice becomes the placeholder, the others are deleted.
+        let plan = reconcile(&s, &[], &slices, &node, 100, "c");
+        assert!(plan.create.is_empty());
+        assert_eq!(plan.delete.len(), 2);
+        assert_eq!(plan.update.len(), 1);
+        assert!(plan.update[0].endpoints.is_empty());
+        let left = apply(&slices, plan);
+        assert_eq!(left.len(), 1);
+        // The placeholder stays as it is.
+        let plan = reconcile(&s, &[], &left, &node, 100, "c");
+        assert!(plan.create.is_empty() && plan.update.is_empty() && plan.delete.is_empty());
+    }
+
+    #[test]
+    fn pods_on_unknown_nodes_are_skipped_with_an_error() {
+        let s = svc();
+        let plan = reconcile(&s, &[pod(1)], &[], &|_: &str| None, 100, "c");
+        assert_eq!(plan.errors.len(), 1);
+        assert_eq!(plan.create.len(), 1);
+        assert!(plan.create[0].endpoints.is_empty());
+    }
+}
