@@ -113,6 +113,16 @@ impl ClusterIpAllocator {
                     .filter(|s| !s.is_empty())
                     .map(str::to_string)
             });
+        // A single-stack IPv4 cluster: upstream defaults the families at allocation.
+        if svc.pointer("/spec/ipFamilies").is_none_or(Value::is_null) {
+            svc["spec"]["ipFamilies"] = json!(["IPv4"]);
+        }
+        if svc
+            .pointer("/spec/ipFamilyPolicy")
+            .is_none_or(Value::is_null)
+        {
+            svc["spec"]["ipFamilyPolicy"] = json!("SingleStack");
+        }
         if requested.as_deref() == Some("None") {
             svc["spec"]["clusterIP"] = json!("None");
             svc["spec"]["clusterIPs"] = json!(["None"]);
@@ -238,5 +248,7 @@ mod tests {
         let mut headless = json!({"spec":{"clusterIP":"None"}});
         assert_eq!(a.allocate(&mut headless, &HashSet::new()).unwrap(), None);
         assert_eq!(headless["spec"]["clusterIPs"], json!(["None"]));
+        assert_eq!(headless["spec"]["ipFamilies"], json!(["IPv4"]));
+        assert_eq!(headless["spec"]["ipFamilyPolicy"], "SingleStack");
     }
 }

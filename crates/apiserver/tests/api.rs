@@ -935,3 +935,27 @@ async fn put_that_creates_needs_the_namespace() {
     let (code, created) = a.put("/api/v1/namespaces/default/endpoints/e", ep).await;
     assert_eq!(code, StatusCode::CREATED, "{created}");
 }
+
+#[tokio::test]
+async fn endpointslice_generation_follows_its_content() {
+    let a = api().await;
+    let slice = json!({"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice","metadata":{"name":"s","labels":{"kubernetes.io/service-name":"svc"}},"addressType":"IPv4","endpoints":[{"addresses":["10.42.0.2"]}],"ports":[{"port":80,"protocol":"TCP"}]});
+    let (code, created) = a
+        .post(
+            "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+            slice,
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    assert_eq!(created["metadata"]["generation"], 1);
+    let mut changed = created.clone();
+    changed["endpoints"] = json!([{"addresses":["10.42.0.3"]}]);
+    let (code, updated) = a
+        .put(
+            "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/s",
+            changed,
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{updated}");
+    assert_eq!(updated["metadata"]["generation"], 2);
+}
