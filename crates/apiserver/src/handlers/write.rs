@@ -630,11 +630,10 @@ pub fn prepare_update(
             // EndpointSlices have no spec: upstream bumps the generation when their content
             // or labels change.
             || (r.resource == "endpointslices"
-                && ["endpoints", "ports", "addressType"]
+                && (["endpoints", "ports", "addressType"]
                     .iter()
                     .any(|f| new.get(*f) != old.get(*f))
-                || r.resource == "endpointslices"
-                    && new.pointer("/metadata/labels") != old.pointer("/metadata/labels"));
+                    || new.pointer("/metadata/labels") != old.pointer("/metadata/labels")));
         let g = if spec_changed { gen_old + 1 } else { gen_old };
         object::meta_mut(&mut new).insert("generation".into(), json!(g));
     }
