@@ -8,7 +8,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Node;
 
 use crate::resources::{Resource, allowed_pods, node_allocatable};
-use crate::types::{HostPort, IdMap, PodInfo};
+use crate::types::{HostPort, IdMap, PodAffinity, PodInfo};
 
 /// A node and what is scheduled on it.
 #[derive(Debug, Clone)]
@@ -39,6 +39,8 @@ pub struct NodeInfo {
     pub used_ports: Vec<HostPort>,
     /// Pods per label key (see [`crate::types::label_key`]).
     pub label_counts: IdMap<u32>,
+    /// The distinct (interned) pod (anti-)affinities of the pods, with their pod counts.
+    pub affinity_groups: Vec<(Arc<PodAffinity>, u32)>,
 }
 
 static EMPTY: std::sync::LazyLock<std::collections::BTreeMap<String, String>> =
@@ -60,6 +62,7 @@ impl NodeInfo {
             terminating: 0,
             used_ports: Vec::new(),
             label_counts: IdMap::default(),
+            affinity_groups: Vec::new(),
         }
     }
 
@@ -98,8 +101,16 @@ impl NodeInfo {
         self.requested.add(&p.res.requests);
         self.non_zero_cpu += p.res.non_zero_cpu;
         self.non_zero_memory += p.res.non_zero_memory;
-        if p.affinity.is_some() {
+        if let Some(a) = &p.affinity {
             self.pods_with_affinity += 1;
+            match self
+                .affinity_groups
+                .iter_mut()
+                .find(|(g, _)| Arc::ptr_eq(g, a))
+            {
+                Some((_, n)) => *n += 1,
+                None => self.affinity_groups.push((a.clone(), 1)),
+            }
         }
         if p.has_required_anti_affinity() {
             self.pods_with_required_anti_affinity += 1;
@@ -121,8 +132,18 @@ impl NodeInfo {
         self.requested.sub(&p.res.requests);
         self.non_zero_cpu -= p.res.non_zero_cpu;
         self.non_zero_memory -= p.res.non_zero_memory;
-        if p.affinity.is_some() {
+        if let Some(a) = &p.affinity {
             self.pods_with_affinity -= 1;
+            if let Some(i) = self
+                .affinity_groups
+                .iter()
+                .position(|(g, _)| Arc::ptr_eq(g, a))
+            {
+                self.affinity_groups[i].1 -= 1;
+                if self.affinity_groups[i].1 == 0 {
+                    self.affinity_groups.swap_remove(i);
+                }
+            }
         }
         if p.has_required_anti_affinity() {
             self.pods_with_required_anti_affinity -= 1;
@@ -178,6 +199,7 @@ pub struct Cache {
     order_dirty: bool,
     affinity_pods: usize,
     required_anti_affinity_pods: usize,
+    interned: HashMap<String, Arc<PodAffinity>>,
 }
 
 impl Cache {
@@ -331,7 +353,41 @@ impl Cache {
         self.pods.contains_key(key)
     }
 
+    /// Shares one `Arc<PodAffinity>` between pods with equal (anti-)affinity, so that the
+    /// nodes group them and plugins evaluate each distinct affinity once per cycle.
+    fn intern(&mut self, p: Arc<PodInfo>) -> Arc<PodInfo> {
+        let Some(a) = &p.affinity else {
+            return p;
+        };
+        match self.interned.get(&p.affinity_key) {
+            Some(shared) if Arc::ptr_eq(shared, a) => p,
+            Some(shared) => {
+                let shared = shared.clone();
+                let mut info = Arc::unwrap_or_clone(p);
+                info.affinity = Some(shared);
+                Arc::new(info)
+            }
+            None => {
+                self.interned.insert(p.affinity_key.clone(), a.clone());
+                p
+            }
+        }
+    }
+
+    fn release_interned(&mut self, p: &PodInfo) {
+        if let Some(a) = &p.affinity
+            && Arc::strong_count(a) <= 2
+            && self
+                .interned
+                .get(&p.affinity_key)
+                .is_some_and(|s| Arc::ptr_eq(s, a))
+        {
+            self.interned.remove(&p.affinity_key);
+        }
+    }
+
     fn insert(&mut self, p: Arc<PodInfo>, node_name: &str, assumed: bool) {
+        let p = self.intern(p);
         let slot = self.slot_for(node_name);
         let key = p.key.clone();
         self.affinity_pods += usize::from(p.affinity.is_some());
@@ -345,13 +401,16 @@ impl Cache {
     /// Removes a pod (assigned or assumed); returns the node it was on.
     pub fn remove_pod(&mut self, key: &str) -> Option<String> {
         let st = self.pods.remove(key)?;
+        let mut removed = None;
         let name = self.slots[st.slot].as_mut().map(|ni| {
-            if let Some(p) = ni.remove_pod(key) {
-                self.affinity_pods -= usize::from(p.affinity.is_some());
-                self.required_anti_affinity_pods -= usize::from(p.has_required_anti_affinity());
-            }
+            removed = ni.remove_pod(key);
             ni.name.clone()
         });
+        if let Some(p) = removed {
+            self.affinity_pods -= usize::from(p.affinity.is_some());
+            self.required_anti_affinity_pods -= usize::from(p.has_required_anti_affinity());
+            self.release_interned(&p);
+        }
         self.release_if_empty(st.slot);
         name
     }

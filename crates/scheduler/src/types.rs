@@ -186,7 +186,7 @@ impl PodMatcher {
 }
 
 /// A pod (anti-)affinity term (upstream `framework.AffinityTerm` / `WeightedAffinityTerm`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AffinityTerm {
     /// Explicit namespaces (the pod's own when neither namespaces nor a selector are set).
     pub namespaces: Vec<String>,
@@ -253,7 +253,7 @@ impl AffinityTerm {
 }
 
 /// The pod (anti-)affinity of a pod.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PodAffinity {
     /// Required affinity terms.
     pub required_affinity: Vec<AffinityTerm>,
@@ -297,7 +297,9 @@ pub struct PodInfo {
     /// Its requests.
     pub res: PodResources,
     /// Its pod (anti-)affinity, if it has any.
-    pub affinity: Option<Box<PodAffinity>>,
+    pub affinity: Option<Arc<PodAffinity>>,
+    /// A key equal for pods with equal (anti-)affinity (interning in the cache).
+    pub affinity_key: String,
     /// Its host ports.
     pub host_ports: Vec<HostPort>,
     /// Whether it has a deletionTimestamp.
@@ -322,6 +324,7 @@ impl PodInfo {
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
         let res = PodResources::of(&pod);
         let mut affinity = None;
+        let mut affinity_key = String::new();
         let mut host_ports = Vec::new();
         if let Some(spec) = pod.spec.as_ref() {
             if let Some(a) = spec.affinity.as_ref() {
@@ -369,7 +372,12 @@ impl PodInfo {
                     }
                 }
                 if a.pod_affinity.is_some() || a.pod_anti_affinity.is_some() {
-                    affinity = Some(Box::new(pa));
+                    affinity = Some(Arc::new(pa));
+                    affinity_key = format!(
+                        "{namespace}\n{}\n{}",
+                        serde_json::to_string(&a.pod_affinity).unwrap_or_default(),
+                        serde_json::to_string(&a.pod_anti_affinity).unwrap_or_default()
+                    );
                 }
             }
             for c in &spec.containers {
@@ -405,6 +413,7 @@ impl PodInfo {
             namespace,
             res,
             affinity,
+            affinity_key,
             host_ports,
             terminating: pod.metadata.deletion_timestamp.is_some(),
             label_keys,

@@ -3,6 +3,7 @@
 //! pair computed once per cycle); preferred terms of both sides (score).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
@@ -31,7 +32,8 @@ type Pair<'a> = (&'a str, &'a str);
 /// Counts computed once per cycle for the filter.
 #[derive(Debug, Default)]
 pub struct PreFilterState<'a> {
-    existing_anti: HashMap<Pair<'a>, i64>,
+    /// Topology key → value → existing pods whose required anti-affinity matches the pod.
+    existing_anti: HashMap<&'a str, HashMap<&'a str, i64>>,
     affinity_counts: HashMap<Pair<'a>, i64>,
     anti_counts: HashMap<Pair<'a>, i64>,
     affinity_terms: &'a [AffinityTerm],
@@ -80,23 +82,32 @@ pub fn prefilter<'a>(
         ..Default::default()
     };
     if any_existing {
+        let mut memo: HashMap<usize, Vec<bool>> = HashMap::new();
         for node in nodes {
             let node: &'a NodeInfo = node;
             if node.pods_with_required_anti_affinity == 0 {
                 continue;
             }
             let labels = node.labels();
-            for p in &node.pods {
-                let Some(pa) = p.affinity.as_deref() else {
+            for (group, count) in &node.affinity_groups {
+                if group.required_anti_affinity.is_empty() {
                     continue;
-                };
-                for t in &pa.required_anti_affinity {
-                    if t.matches(&pod.namespace, pod.labels(), ns.incoming_labels)
-                        && let Some((k, v)) = labels.get_key_value(&t.topology_key)
-                    {
+                }
+                // Each distinct affinity is matched against the pod once per cycle.
+                let matched = memo.entry(Arc::as_ptr(group) as usize).or_insert_with(|| {
+                    group
+                        .required_anti_affinity
+                        .iter()
+                        .map(|t| t.matches(&pod.namespace, pod.labels(), ns.incoming_labels))
+                        .collect()
+                });
+                for (t, m) in group.required_anti_affinity.iter().zip(matched.iter()) {
+                    if *m && let Some((k, v)) = labels.get_key_value(&t.topology_key) {
                         *st.existing_anti
-                            .entry((k.as_str(), v.as_str()))
-                            .or_insert(0) += 1;
+                            .entry(k.as_str())
+                            .or_default()
+                            .entry(v.as_str())
+                            .or_insert(0) += i64::from(*count);
                     }
                 }
             }
@@ -182,8 +193,10 @@ pub fn filter(st: &PreFilterState<'_>, node: &NodeInfo) -> FilterResult {
             ));
         }
     }
-    for ((k, v), n) in &st.existing_anti {
-        if *n > 0 && labels.get(*k).is_some_and(|x| x == v) {
+    for (k, values) in &st.existing_anti {
+        if let Some(v) = labels.get(*k)
+            && values.get(v.as_str()).is_some_and(|n| *n > 0)
+        {
             return Err(Status::unschedulable(
                 Plugin::InterPodAffinity,
                 ERR_REASON_EXISTING_ANTI_AFFINITY,
@@ -211,6 +224,7 @@ pub fn scores(
     let aff_m = matchers(pref_aff, ns);
     let anti_m = matchers(pref_anti, ns);
     let mut topo: HashMap<&str, HashMap<&str, i64>> = HashMap::new();
+    let mut memo: HashMap<usize, Vec<(String, i64)>> = HashMap::new();
     for node in all {
         let labels = node.labels();
         if labels.is_empty() {
@@ -240,24 +254,28 @@ pub fn scores(
         if node.pods_with_affinity == 0 {
             continue;
         }
-        for p in &node.pods {
-            let Some(pa) = p.affinity.as_deref() else {
-                continue;
-            };
-            let mut apply = |terms: &[AffinityTerm], sign: i64| {
-                for t in terms {
-                    if t.matches(&pod.namespace, pod.labels(), ns.incoming_labels)
-                        && let Some((k, v)) = labels.get_key_value(&t.topology_key)
-                    {
-                        *topo.entry(k).or_default().entry(v).or_insert(0) +=
-                            sign * i64::from(t.weight);
+        for (group, count) in &node.affinity_groups {
+            // (topology key, weight) of the group's terms that match the pod, once per cycle.
+            let contributions = memo.entry(Arc::as_ptr(group) as usize).or_insert_with(|| {
+                let mut out: Vec<(String, i64)> = Vec::new();
+                let mut apply = |terms: &[AffinityTerm], sign: i64| {
+                    for t in terms {
+                        if t.matches(&pod.namespace, pod.labels(), ns.incoming_labels) {
+                            out.push((t.topology_key.clone(), sign * i64::from(t.weight)));
+                        }
                     }
+                };
+                // Existing pods' required affinity counts with hardPodAffinityWeight 1.
+                apply(&group.required_affinity, 1);
+                apply(&group.preferred_affinity, 1);
+                apply(&group.preferred_anti_affinity, -1);
+                out
+            });
+            for (key, w) in contributions.iter() {
+                if let Some((k, v)) = labels.get_key_value(key) {
+                    *topo.entry(k).or_default().entry(v).or_insert(0) += w * i64::from(*count);
                 }
-            };
-            // Existing pods' required affinity counts with hardPodAffinityWeight 1.
-            apply(&pa.required_affinity, 1);
-            apply(&pa.preferred_affinity, 1);
-            apply(&pa.preferred_anti_affinity, -1);
+            }
         }
     }
     if topo.values().all(HashMap::is_empty) {

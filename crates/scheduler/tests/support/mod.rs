@@ -161,7 +161,7 @@ impl Server {
                             && e.reason.as_deref() == Some(reason)
                     })
                     .filter_map(|e| e.message)
-                    .last()
+                    .next_back()
             }
         })
         .await
