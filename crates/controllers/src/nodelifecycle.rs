@@ -1,10 +1,1003 @@
-//! nodelifecycle (to be written).
+//! The node lifecycle controller (upstream `pkg/controller/nodelifecycle`,
+//! "node-lifecycle-controller", events as "node-controller") with taint-based eviction
+//! ([`tainteviction`], "taint-eviction-controller", run from here).
+//!
+//! Every `--node-monitor-period` each node's health is checked: a node whose Ready heartbeat
+//! and Lease both went unobserved for `--node-monitor-grace-period` (or
+//! `--node-startup-grace-period` if it never posted Ready) gets its Ready, MemoryPressure,
+//! DiskPressure and PIDPressure conditions set to Unknown, and its pods marked not Ready.
+//! Nodes whose Ready is False/Unknown get the `not-ready`/`unreachable` `NoExecute` taint,
+//! applied through a per-zone rate-limited queue (0.1 node/s per healthy zone, none when every
+//! zone is fully disrupted, as upstream), removed when Ready again. Condition taints with
+//! effect `NoSchedule` follow the node's conditions and `spec.unschedulable` at once.
 
+pub mod tainteviction;
+pub mod taints;
+
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use informers::workqueue::{Requeue, run_workers};
+use informers::{Event, EventType, Informer, Recorder, WorkQueue};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, NodeCondition, ObjectReference, Pod, Taint};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use parking_lot::Mutex;
+use tokio::time::Instant;
 
 use crate::Context;
+use crate::util::pod_node;
+use taints::{
+    NO_EXECUTE, NO_SCHEDULE, TAINT_NODE_DISK_PRESSURE, TAINT_NODE_MEMORY_PRESSURE,
+    TAINT_NODE_NETWORK_UNAVAILABLE, TAINT_NODE_NOT_READY, TAINT_NODE_PID_PRESSURE,
+    TAINT_NODE_UNREACHABLE, TAINT_NODE_UNSCHEDULABLE, swap_taints, taint, taint_exists,
+};
 
-/// Runs the controller until shutdown.
+/// The controller's name.
+pub const NAME: &str = "node-lifecycle-controller";
+/// The event source of this controller (upstream `node-controller`).
+pub const EVENT_COMPONENT: &str = "node-controller";
+/// Pod index: the node a pod is bound to.
+pub const POD_NODE_INDEX: &str = "r8s/spec.nodeName";
+/// How often the rate-limited `NoExecute` tainting queue is worked (upstream
+/// `nodeEvictionPeriod`).
+pub const NODE_EVICTION_PERIOD: Duration = Duration::from_millis(100);
+/// Nodes tainted per second in a healthy zone (`--node-eviction-rate`).
+pub const EVICTION_LIMITER_QPS: f64 = 0.1;
+/// Nodes tainted per second in a partially disrupted large zone
+/// (`--secondary-node-eviction-rate`).
+pub const SECONDARY_EVICTION_LIMITER_QPS: f64 = 0.01;
+/// Zones larger than this keep evicting at the secondary rate when partially disrupted
+/// (`--large-cluster-size-threshold`).
+pub const LARGE_CLUSTER_THRESHOLD: usize = 50;
+/// The share of not-Ready nodes that makes a zone partially disrupted
+/// (`--unhealthy-zone-threshold`).
+pub const UNHEALTHY_ZONE_THRESHOLD: f64 = 0.55;
+/// Concurrent node health checks and `NoSchedule` taint syncs (upstream
+/// `nodeUpdateWorkerSize`).
+const WORKERS: usize = 8;
+/// The namespace of node heartbeat leases.
+const LEASE_NAMESPACE: &str = "kube-node-lease";
+/// The label that excludes a node from zone disruption checks.
+const LABEL_EXCLUDE_DISRUPTION: &str = "node.kubernetes.io/exclude-disruption";
+
+/// Adds [`POD_NODE_INDEX`] to the pod informer (idempotent).
+pub fn add_pod_node_index(pods: &Informer<Pod>) {
+    pods.add_index(
+        POD_NODE_INDEX,
+        Arc::new(|p: &Pod| {
+            let n = pod_node(p);
+            if n.is_empty() {
+                Vec::new()
+            } else {
+                vec![n.to_string()]
+            }
+        }),
+    );
+}
+
+/// A sync error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An API call failed.
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+    /// A taint write failed.
+    #[error(transparent)]
+    Taint(#[from] taints::TaintError),
+}
+
+/// The health state of a zone (upstream `ZoneState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZoneState {
+    /// Seen for the first time.
+    Initial,
+    /// Healthy enough.
+    Normal,
+    /// Every node not Ready.
+    FullDisruption,
+    /// More than [`UNHEALTHY_ZONE_THRESHOLD`] (and more than 2) nodes not Ready.
+    PartialDisruption,
+}
+
+/// The state of a zone from the Ready condition statuses of its nodes (upstream
+/// `ComputeZoneState`).
+pub fn compute_zone_state(ready: &[Option<String>]) -> ZoneState {
+    let ready_nodes = ready
+        .iter()
+        .filter(|s| s.as_deref() == Some("True"))
+        .count();
+    let not_ready = ready.len() - ready_nodes;
+    if ready_nodes == 0 && not_ready > 0 {
+        ZoneState::FullDisruption
+    } else if not_ready > 2 && not_ready as f64 / ready.len() as f64 >= UNHEALTHY_ZONE_THRESHOLD {
+        ZoneState::PartialDisruption
+    } else {
+        ZoneState::Normal
+    }
+}
+
+/// The zone of a node: `region:\0:zone` from the topology labels (upstream `GetZoneKey`).
+pub fn zone_key(node: &Node) -> String {
+    let labels = node.metadata.labels.as_ref();
+    let get = |a: &str, b: &str| {
+        labels
+            .and_then(|l| l.get(a).or_else(|| l.get(b)))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let region = get(
+        "topology.kubernetes.io/region",
+        "failure-domain.beta.kubernetes.io/region",
+    );
+    let zone = get(
+        "topology.kubernetes.io/zone",
+        "failure-domain.beta.kubernetes.io/zone",
+    );
+    if region.is_empty() && zone.is_empty() {
+        String::new()
+    } else {
+        format!("{region}:\x00:{zone}")
+    }
+}
+
+/// A token bucket with a burst of 1 (upstream `flowcontrol.NewTokenBucketRateLimiter(qps, 1)`),
+/// starting full.
+#[derive(Debug)]
+struct Bucket {
+    qps: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new(qps: f64) -> Self {
+        Self {
+            qps,
+            tokens: 1.0,
+            last: Instant::now(),
+        }
+    }
+    fn try_accept(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.qps).min(1.0);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// A zone: its state and its rate-limited queue of nodes to taint (upstream
+/// `zoneNoExecuteTainter`, a `RateLimitedTimedQueue`).
+#[derive(Debug)]
+struct Zone {
+    state: ZoneState,
+    /// `None`: tainting stopped (rate 0).
+    limiter: Option<Bucket>,
+    queue: VecDeque<String>,
+    queued: HashMap<String, Instant>,
+}
+
+impl Zone {
+    fn new() -> Self {
+        Self {
+            state: ZoneState::Initial,
+            limiter: Some(Bucket::new(EVICTION_LIMITER_QPS)),
+            queue: VecDeque::new(),
+            queued: HashMap::new(),
+        }
+    }
+    fn swap_limiter(&mut self, qps: f64) {
+        if self.limiter.as_ref().map_or(0.0, |b| b.qps) == qps {
+            return;
+        }
+        self.limiter = (qps > 0.0).then(|| Bucket::new(qps));
+    }
+    fn add(&mut self, name: &str, at: Instant) {
+        if self.queued.contains_key(name) {
+            return;
+        }
+        self.queued.insert(name.to_string(), at);
+        self.queue.push_back(name.to_string());
+    }
+    fn remove(&mut self, name: &str) {
+        if self.queued.remove(name).is_some() {
+            self.queue.retain(|n| n != name);
+        }
+    }
+}
+
+/// What the controller remembers of a node (upstream `nodeHealthData`).
+#[derive(Debug, Clone)]
+struct Health {
+    ready: Option<NodeCondition>,
+    probe: Instant,
+    lease_renew: Option<Timestamp>,
+}
+
+struct Controller {
+    client: kube::Client,
+    nodes: Informer<Node>,
+    leases: Informer<Lease>,
+    pods: Informer<Pod>,
+    monitor_grace: Duration,
+    startup_grace: Duration,
+    health: Mutex<HashMap<String, Health>>,
+    known: Mutex<HashSet<String>>,
+    zones: Mutex<HashMap<String, Zone>>,
+    retry: Mutex<HashSet<String>>,
+    no_schedule: WorkQueue<String>,
+    recorder: Recorder,
+}
+
+/// Runs the controller (and the taint eviction controller) until shutdown.
 pub async fn run(ctx: Arc<Context>) {
-    ctx.shutdown.cancelled().await;
+    let nodes = ctx.factory.informer::<Node>();
+    let leases = ctx.factory.informer::<Lease>();
+    let pods = ctx.factory.informer::<Pod>();
+    add_pod_node_index(&pods);
+    let c = Arc::new(Controller {
+        client: ctx.client.clone(),
+        nodes: nodes.clone(),
+        leases: leases.clone(),
+        pods: pods.clone(),
+        monitor_grace: ctx.config.node_monitor_grace_period,
+        startup_grace: ctx.config.node_startup_grace_period,
+        health: Mutex::new(HashMap::new()),
+        known: Mutex::new(HashSet::new()),
+        zones: Mutex::new(HashMap::new()),
+        retry: Mutex::new(HashSet::new()),
+        no_schedule: WorkQueue::new(ctx.shutdown.clone()),
+        recorder: Recorder::new(
+            ctx.client.clone(),
+            EVENT_COMPONENT,
+            None,
+            ctx.shutdown.clone(),
+        ),
+    });
+    let eviction = tainteviction::TaintEviction::new(
+        ctx.client.clone(),
+        pods.clone(),
+        nodes.clone(),
+        ctx.shutdown.clone(),
+    );
+    tokio::spawn(eviction.run());
+    let mut node_events = nodes.subscribe();
+    tokio::select! {
+        _ = ctx.shutdown.cancelled() => return,
+        _ = async { nodes.wait_synced().await; leases.wait_synced().await; pods.wait_synced().await } => {}
+    }
+    let handler = c.clone();
+    let shutdown = ctx.shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                ev = node_events.recv() => match ev {
+                    Some(Event::Added(n) | Event::Updated(_, n)) => {
+                        handler.zones.lock().entry(zone_key(&n)).or_insert_with(Zone::new);
+                        handler.no_schedule.add(n.metadata.name.clone().unwrap_or_default());
+                    }
+                    Some(Event::Deleted(_)) => {}
+                    None => return,
+                },
+            }
+        }
+    });
+    let monitor = c.clone();
+    let period = ctx.config.node_monitor_period;
+    let shutdown = ctx.shutdown.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => monitor.monitor_node_health().await,
+            }
+        }
+    });
+    let tainter = c.clone();
+    let shutdown = ctx.shutdown.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(NODE_EVICTION_PERIOD);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => tainter.no_execute_tainting_pass().await,
+            }
+        }
+    });
+    let w = c.clone();
+    run_workers(c.no_schedule.clone(), WORKERS, NAME, move |name: String| {
+        let w = w.clone();
+        async move { w.no_schedule_tainting_pass(&name).await }
+    })
+    .await;
+}
+
+fn condition<'a>(node: &'a Node, type_: &str) -> Option<&'a NodeCondition> {
+    node.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+/// The `Instant` of a wall-clock time in the past.
+fn instant_of(t: Timestamp) -> Instant {
+    let now = Instant::now();
+    let ago = Timestamp::now().duration_since(t);
+    match Duration::try_from(ago) {
+        Ok(d) => now.checked_sub(d).unwrap_or(now),
+        Err(_) => now,
+    }
+}
+
+/// Now, to the second (what a `Time` keeps).
+fn now_time() -> Time {
+    let now = Timestamp::now();
+    Time(Timestamp::from_second(now.as_second()).unwrap_or(now))
+}
+
+fn node_ref(node: &Node) -> ObjectReference {
+    ObjectReference {
+        kind: Some("Node".into()),
+        api_version: Some("v1".into()),
+        name: node.metadata.name.clone(),
+        uid: node.metadata.uid.clone(),
+        ..Default::default()
+    }
+}
+
+/// The `NoSchedule` taint keys following node conditions (upstream
+/// `nodeConditionToTaintKeyStatusMap`).
+fn condition_taint(type_: &str, status: &str) -> Option<&'static str> {
+    match (type_, status) {
+        ("Ready", "False") => Some(TAINT_NODE_NOT_READY),
+        ("Ready", "Unknown") => Some(TAINT_NODE_UNREACHABLE),
+        ("MemoryPressure", "True") => Some(TAINT_NODE_MEMORY_PRESSURE),
+        ("DiskPressure", "True") => Some(TAINT_NODE_DISK_PRESSURE),
+        ("NetworkUnavailable", "True") => Some(TAINT_NODE_NETWORK_UNAVAILABLE),
+        ("PIDPressure", "True") => Some(TAINT_NODE_PID_PRESSURE),
+        _ => None,
+    }
+}
+
+fn is_condition_taint_key(key: &str) -> bool {
+    [
+        TAINT_NODE_NOT_READY,
+        TAINT_NODE_UNREACHABLE,
+        TAINT_NODE_MEMORY_PRESSURE,
+        TAINT_NODE_DISK_PRESSURE,
+        TAINT_NODE_NETWORK_UNAVAILABLE,
+        TAINT_NODE_PID_PRESSURE,
+    ]
+    .contains(&key)
+}
+
+/// The condition taints a node should have and the ones it has that are not wanted (upstream
+/// `doNoScheduleTaintingPass` with `TaintSetDiff`).
+pub fn no_schedule_diff(node: &Node) -> (Vec<Taint>, Vec<Taint>) {
+    let mut want: Vec<Taint> = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|c| condition_taint(&c.type_, &c.status))
+        .map(|k| taint(k, NO_SCHEDULE))
+        .collect();
+    if node
+        .spec
+        .as_ref()
+        .and_then(|s| s.unschedulable)
+        .unwrap_or(false)
+    {
+        want.push(taint(TAINT_NODE_UNSCHEDULABLE, NO_SCHEDULE));
+    }
+    let have: Vec<Taint> = taints::node_taints(node)
+        .iter()
+        .filter(|t| {
+            t.effect == NO_SCHEDULE
+                && (t.key == TAINT_NODE_UNSCHEDULABLE || is_condition_taint_key(&t.key))
+        })
+        .cloned()
+        .collect();
+    let add = want
+        .iter()
+        .filter(|t| !taint_exists(&have, t))
+        .cloned()
+        .collect();
+    let del = have
+        .iter()
+        .filter(|t| !taint_exists(&want, t))
+        .cloned()
+        .collect();
+    (add, del)
+}
+
+impl Controller {
+    async fn no_schedule_tainting_pass(&self, name: &str) -> Result<Requeue, Error> {
+        let Some(node) = self.nodes.get("", name) else {
+            return Ok(Requeue::No);
+        };
+        let (add, del) = no_schedule_diff(&node);
+        if add.is_empty() && del.is_empty() {
+            return Ok(Requeue::No);
+        }
+        swap_taints(&self.client, &node, &add, &del).await?;
+        Ok(Requeue::No)
+    }
+
+    /// Upstream `monitorNodeHealth`.
+    async fn monitor_node_health(self: &Arc<Self>) {
+        let nodes = self.nodes.list();
+        let (added, deleted) = {
+            let mut known = self.known.lock();
+            let current: HashSet<&str> = nodes
+                .iter()
+                .filter_map(|n| n.metadata.name.as_deref())
+                .collect();
+            let added: Vec<Arc<Node>> = nodes
+                .iter()
+                .filter(|n| !known.contains(n.metadata.name.as_deref().unwrap_or("")))
+                .cloned()
+                .collect();
+            let deleted: Vec<String> = known
+                .iter()
+                .filter(|k| !current.contains(k.as_str()))
+                .cloned()
+                .collect();
+            for n in &added {
+                known.insert(n.metadata.name.clone().unwrap_or_default());
+            }
+            for d in &deleted {
+                known.remove(d);
+            }
+            (added, deleted)
+        };
+        for n in &added {
+            let name = n.metadata.name.as_deref().unwrap_or("");
+            tracing::debug!(node = name, "Controller observed a new Node");
+            self.recorder.event_ref(
+                node_ref(n),
+                EventType::Normal,
+                "RegisteredNode",
+                format!("Node {name} event: Registered Node {name} in Controller"),
+            );
+            self.zones
+                .lock()
+                .entry(zone_key(n))
+                .or_insert_with(Zone::new);
+            if let Err(e) = self.mark_node_as_reachable(n).await {
+                tracing::warn!(node = name, error = %e, "failed to remove taints from node");
+            }
+        }
+        for name in &deleted {
+            tracing::debug!(node = %name, "Controller observed a Node deletion");
+            self.recorder.event_ref(
+                ObjectReference {
+                    kind: Some("Node".into()),
+                    api_version: Some("v1".into()),
+                    name: Some(name.clone()),
+                    ..Default::default()
+                },
+                EventType::Normal,
+                "RemovingNode",
+                format!("Node {name} event: Removing Node {name} from Controller"),
+            );
+            self.health.lock().remove(name);
+            self.retry.lock().remove(name);
+            for z in self.zones.lock().values_mut() {
+                z.remove(name);
+            }
+        }
+
+        let results: Vec<Option<(String, Option<String>)>> =
+            futures::stream::iter(nodes.iter().cloned())
+                .map(|node| {
+                    let this = self.clone();
+                    async move { this.check_node(node).await }
+                })
+                .buffer_unordered(WORKERS)
+                .collect()
+                .await;
+        let mut zone_conditions: HashMap<String, Vec<Option<String>>> = HashMap::new();
+        for (zone, status) in results.into_iter().flatten() {
+            zone_conditions.entry(zone).or_default().push(status);
+        }
+        self.handle_disruption(&zone_conditions, &nodes).await;
+    }
+
+    /// One node of a monitor pass: its zone and current Ready status, unless it is excluded
+    /// from disruption checks or its health could not be updated.
+    async fn check_node(&self, node: Arc<Node>) -> Option<(String, Option<String>)> {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        let (observed, current) = match self.try_update_node_health(&node).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::info!(node = %name, error = %e, "Update health of Node from Controller error; skipping - no pods will be evicted");
+                return None;
+            }
+        };
+        let excluded = node
+            .metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key(LABEL_EXCLUDE_DISRUPTION));
+        let out =
+            (!excluded).then(|| (zone_key(&node), current.as_ref().map(|c| c.status.clone())));
+        let Some(current) = current else {
+            return out;
+        };
+        if let Err(e) = self.process_taint_base_eviction(&node, &observed).await {
+            tracing::info!(node = %name, error = %e, "failed to update the NoExecute taints");
+        }
+        let needs_retry = self.retry.lock().contains(&name);
+        let transition = current.status != "True" && observed.status == "True";
+        if transition {
+            self.recorder.event_ref(
+                node_ref(&node),
+                EventType::Normal,
+                "NodeNotReady",
+                format!("Node {name} status is now: NodeNotReady"),
+            );
+        }
+        if (transition || (needs_retry && observed.status != "True"))
+            && let Err(e) = self.mark_pods_not_ready(&name).await
+        {
+            tracing::info!(node = %name, error = %e, "unable to mark all pods NotReady on node; queuing for retry");
+            self.retry.lock().insert(name);
+            return out;
+        }
+        self.retry.lock().remove(&name);
+        out
+    }
+
+    /// Upstream `tryUpdateNodeHealth`: returns the observed Ready condition and the current
+    /// one (after the update).
+    async fn try_update_node_health(
+        &self,
+        node: &Node,
+    ) -> Result<(NodeCondition, Option<NodeCondition>), Error> {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        let now = Instant::now();
+        let created = node
+            .metadata
+            .creation_timestamp
+            .clone()
+            .unwrap_or_else(now_time);
+        let current_ready = condition(node, "Ready").cloned();
+        let observed;
+        let grace;
+        let mut health = self.health.lock().get(&name).cloned();
+        match &current_ready {
+            None => {
+                observed = NodeCondition {
+                    type_: "Ready".into(),
+                    status: "Unknown".into(),
+                    last_heartbeat_time: Some(created.clone()),
+                    last_transition_time: Some(created.clone()),
+                    ..Default::default()
+                };
+                grace = self.startup_grace;
+                let probe = health
+                    .as_ref()
+                    .map_or_else(|| instant_of(created.0), |h| h.probe);
+                health = Some(Health {
+                    ready: None,
+                    probe,
+                    lease_renew: health.as_ref().and_then(|h| h.lease_renew),
+                });
+            }
+            Some(c) => {
+                observed = c.clone();
+                grace = self.monitor_grace;
+                let saved = health.as_ref().and_then(|h| h.ready.clone());
+                match (&health, saved) {
+                    (None, _) | (Some(_), None) => {
+                        health = Some(Health {
+                            ready: Some(c.clone()),
+                            probe: now,
+                            lease_renew: health.as_ref().and_then(|h| h.lease_renew),
+                        });
+                    }
+                    (Some(h), Some(s)) if s.last_heartbeat_time != c.last_heartbeat_time => {
+                        health = Some(Health {
+                            ready: Some(c.clone()),
+                            probe: now,
+                            lease_renew: h.lease_renew,
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut health = health.expect("set in every branch above");
+        // A renewed lease is a heartbeat too.
+        let renew = self
+            .leases
+            .get(LEASE_NAMESPACE, &name)
+            .and_then(|l| l.spec.as_ref()?.renew_time.as_ref().map(|t| t.0));
+        if let Some(r) = renew
+            && health.lease_renew.is_none_or(|saved| saved < r)
+        {
+            health.lease_renew = Some(r);
+            health.probe = now;
+        }
+        self.health.lock().insert(name.clone(), health.clone());
+
+        if now <= health.probe + grace {
+            return Ok((observed, current_ready));
+        }
+        // Neither heartbeat nor lease for longer than the grace period: Unknown.
+        let now_t = now_time();
+        let mut changed = Vec::new();
+        for type_ in ["Ready", "MemoryPressure", "DiskPressure", "PIDPressure"] {
+            match condition(node, type_) {
+                None => changed.push(NodeCondition {
+                    type_: type_.into(),
+                    status: "Unknown".into(),
+                    reason: Some("NodeStatusNeverUpdated".into()),
+                    message: Some("Kubelet never posted node status.".into()),
+                    last_heartbeat_time: Some(created.clone()),
+                    last_transition_time: Some(now_t.clone()),
+                }),
+                Some(c) if c.status != "Unknown" => changed.push(NodeCondition {
+                    status: "Unknown".into(),
+                    reason: Some("NodeStatusUnknown".into()),
+                    message: Some("Kubelet stopped posting node status.".into()),
+                    last_transition_time: Some(now_t.clone()),
+                    ..c.clone()
+                }),
+                Some(_) => {}
+            }
+        }
+        let new_ready = changed
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .cloned()
+            .or_else(|| current_ready.clone());
+        if changed.iter().any(|c| c.type_ == "Ready") {
+            let api: Api<Node> = Api::all(self.client.clone());
+            let patch = serde_json::json!({
+                "metadata": {"resourceVersion": node.metadata.resource_version},
+                "status": {"conditions": changed},
+            });
+            api.patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch))
+                .await?;
+            tracing::info!(node = %name, "node stopped posting status; conditions set to Unknown");
+            if let Some(h) = self.health.lock().get_mut(&name) {
+                h.ready = new_ready.clone();
+            }
+        }
+        Ok((observed, new_ready))
+    }
+
+    /// Upstream `processTaintBaseEviction`.
+    async fn process_taint_base_eviction(
+        &self,
+        node: &Node,
+        observed: &NodeCondition,
+    ) -> Result<(), Error> {
+        let not_ready = taint(TAINT_NODE_NOT_READY, NO_EXECUTE);
+        let unreachable = taint(TAINT_NODE_UNREACHABLE, NO_EXECUTE);
+        let node_taints = taints::node_taints(node);
+        match observed.status.as_str() {
+            "False" => {
+                if taint_exists(node_taints, &unreachable) {
+                    swap_taints(&self.client, node, &[not_ready], &[unreachable]).await?;
+                } else {
+                    self.mark_for_tainting(node);
+                }
+            }
+            "Unknown" => {
+                if taint_exists(node_taints, &not_ready) {
+                    swap_taints(&self.client, node, &[unreachable], &[not_ready]).await?;
+                } else {
+                    self.mark_for_tainting(node);
+                }
+            }
+            "True" => {
+                self.mark_node_as_reachable(node).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn mark_for_tainting(&self, node: &Node) {
+        let name = node.metadata.name.as_deref().unwrap_or("");
+        self.zones
+            .lock()
+            .entry(zone_key(node))
+            .or_insert_with(Zone::new)
+            .add(name, Instant::now());
+    }
+
+    /// Removes the `NoExecute` not-ready/unreachable taints and forgets a queued tainting
+    /// (upstream `markNodeAsReachable`).
+    async fn mark_node_as_reachable(&self, node: &Node) -> Result<(), Error> {
+        let remove = [
+            taint(TAINT_NODE_UNREACHABLE, NO_EXECUTE),
+            taint(TAINT_NODE_NOT_READY, NO_EXECUTE),
+        ];
+        let name = node.metadata.name.as_deref().unwrap_or("");
+        if let Some(z) = self.zones.lock().get_mut(&zone_key(node)) {
+            z.remove(name);
+        }
+        if remove
+            .iter()
+            .any(|t| taint_exists(taints::node_taints(node), t))
+        {
+            swap_taints(&self.client, node, &[], &remove).await?;
+        }
+        Ok(())
+    }
+
+    /// Upstream `doNoExecuteTaintingPass`: taints the queued nodes each zone's limiter allows.
+    async fn no_execute_tainting_pass(&self) {
+        let now = Instant::now();
+        let due: Vec<(String, String)> = {
+            let mut zones = self.zones.lock();
+            let mut due = Vec::new();
+            for (zone, z) in zones.iter_mut() {
+                while let Some(head) = z.queue.front().cloned() {
+                    let Some(limiter) = z.limiter.as_mut() else {
+                        break;
+                    };
+                    if z.queued.get(&head).is_some_and(|at| *at > now) {
+                        break;
+                    }
+                    if !limiter.try_accept() {
+                        break;
+                    }
+                    z.queue.pop_front();
+                    z.queued.remove(&head);
+                    due.push((zone.clone(), head));
+                }
+            }
+            due
+        };
+        for (zone, name) in due {
+            let Some(node) = self.nodes.get("", &name) else {
+                continue;
+            };
+            let Some(ready) = condition(&node, "Ready") else {
+                continue;
+            };
+            let not_ready = taint(TAINT_NODE_NOT_READY, NO_EXECUTE);
+            let unreachable = taint(TAINT_NODE_UNREACHABLE, NO_EXECUTE);
+            let (add, remove) = match ready.status.as_str() {
+                "False" => (not_ready, unreachable),
+                "Unknown" => (unreachable, not_ready),
+                // Ready again: nothing to taint.
+                _ => continue,
+            };
+            if let Err(e) = swap_taints(&self.client, &node, &[add], &[remove]).await {
+                tracing::info!(node = %name, error = %e, "failed to taint node; will retry");
+                if let Some(z) = self.zones.lock().get_mut(&zone) {
+                    z.add(&name, Instant::now() + Duration::from_millis(50));
+                }
+            }
+        }
+    }
+
+    /// Upstream `handleDisruption`.
+    async fn handle_disruption(
+        &self,
+        zone_conditions: &HashMap<String, Vec<Option<String>>>,
+        nodes: &[Arc<Node>],
+    ) {
+        let mut new_states = HashMap::new();
+        let mut all_are_fully = true;
+        {
+            let mut zones = self.zones.lock();
+            for (k, v) in zone_conditions {
+                let s = compute_zone_state(v);
+                if s != ZoneState::FullDisruption {
+                    all_are_fully = false;
+                }
+                new_states.insert(k.clone(), s);
+                zones.entry(k.clone()).or_insert_with(Zone::new);
+            }
+        }
+        let all_was_fully = {
+            let mut zones = self.zones.lock();
+            zones.retain(|k, _| zone_conditions.contains_key(k));
+            zones.values().all(|z| z.state == ZoneState::FullDisruption)
+        };
+        if all_are_fully && all_was_fully {
+            return;
+        }
+        if all_are_fully {
+            tracing::info!(
+                "Controller detected that all Nodes are not-Ready. Entering master disruption mode"
+            );
+            for n in nodes {
+                if let Err(e) = self.mark_node_as_reachable(n).await {
+                    tracing::warn!(node = ?n.metadata.name, error = %e, "failed to remove taints from node");
+                }
+            }
+            for z in self.zones.lock().values_mut() {
+                z.swap_limiter(0.0);
+                z.state = ZoneState::FullDisruption;
+            }
+            return;
+        }
+        if all_was_fully {
+            tracing::info!(
+                "Controller detected that some Nodes are Ready. Exiting master disruption mode"
+            );
+            let now = Instant::now();
+            for h in self.health.lock().values_mut() {
+                h.probe = now;
+            }
+            let mut zones = self.zones.lock();
+            for (k, z) in zones.iter_mut() {
+                let s = new_states.get(k).copied().unwrap_or(ZoneState::Normal);
+                set_limiter(z, zone_conditions.get(k).map_or(0, Vec::len), s);
+                z.state = s;
+            }
+            return;
+        }
+        let mut zones = self.zones.lock();
+        for (k, z) in zones.iter_mut() {
+            let s = new_states.get(k).copied().unwrap_or(ZoneState::Normal);
+            if z.state == s {
+                continue;
+            }
+            tracing::info!(zone = %k, state = ?s, "Controller detected that zone is now in new state");
+            set_limiter(z, zone_conditions.get(k).map_or(0, Vec::len), s);
+            z.state = s;
+        }
+    }
+
+    /// Sets the Ready condition of the node's pods to False (upstream `MarkPodsNotReady`).
+    async fn mark_pods_not_ready(&self, node: &str) -> Result<(), Error> {
+        let pods = self.pods.by_index(POD_NODE_INDEX, node);
+        let now = now_time();
+        let results: Vec<Result<(), kube::Error>> = futures::stream::iter(pods)
+            .map(|pod| {
+                let client = self.client.clone();
+                let recorder = self.recorder.clone();
+                let now = now.clone();
+                async move {
+                    if pod_node(&pod) != node {
+                        return Ok(());
+                    }
+                    let Some(ready) = crate::util::pod_condition(&pod, "Ready") else {
+                        return Ok(());
+                    };
+                    if ready.status == "False" {
+                        return Ok(());
+                    }
+                    let ns = pod.metadata.namespace.as_deref().unwrap_or("");
+                    let name = pod.metadata.name.as_deref().unwrap_or("");
+                    let api: Api<Pod> = Api::namespaced(client, ns);
+                    let patch = serde_json::json!({"status": {"conditions": [{
+                        "type": "Ready", "status": "False", "lastTransitionTime": now,
+                    }]}});
+                    match api
+                        .patch_status(name, &PatchParams::default(), &Patch::Strategic(patch))
+                        .await
+                    {
+                        Ok(_) => {}
+                        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+                        Err(e) => return Err(e),
+                    }
+                    recorder.event(
+                        pod.as_ref(),
+                        EventType::Warning,
+                        "NodeNotReady",
+                        "Node is not ready",
+                    );
+                    Ok(())
+                }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<(), _>>()?;
+        Ok(())
+    }
+}
+
+/// Upstream `setLimiterInZone`.
+fn set_limiter(z: &mut Zone, size: usize, state: ZoneState) {
+    match state {
+        ZoneState::Normal | ZoneState::Initial | ZoneState::FullDisruption => {
+            z.swap_limiter(EVICTION_LIMITER_QPS)
+        }
+        ZoneState::PartialDisruption => z.swap_limiter(if size > LARGE_CLUSTER_THRESHOLD {
+            SECONDARY_EVICTION_LIMITER_QPS
+        } else {
+            0.0
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<Option<String>> {
+        v.iter().map(|x| Some((*x).to_string())).collect()
+    }
+
+    #[test]
+    fn zone_states() {
+        assert_eq!(
+            compute_zone_state(&s(&["Unknown", "False"])),
+            ZoneState::FullDisruption
+        );
+        assert_eq!(
+            compute_zone_state(&s(&["True", "Unknown"])),
+            ZoneState::Normal
+        );
+        assert_eq!(
+            compute_zone_state(&s(&["True", "Unknown", "Unknown", "False"])),
+            ZoneState::PartialDisruption
+        );
+        assert_eq!(compute_zone_state(&[None]), ZoneState::FullDisruption);
+    }
+
+    #[test]
+    fn bucket_allows_one_then_waits() {
+        let mut b = Bucket::new(0.1);
+        assert!(b.try_accept());
+        assert!(!b.try_accept());
+    }
+
+    #[test]
+    fn no_schedule_taints_follow_conditions() {
+        let node: Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n"},
+            "spec": {"unschedulable": true, "taints": [
+                {"key": TAINT_NODE_DISK_PRESSURE, "effect": "NoSchedule"},
+                {"key": "user", "effect": "NoSchedule"},
+            ]},
+            "status": {"conditions": [
+                {"type": "Ready", "status": "Unknown"},
+                {"type": "MemoryPressure", "status": "True"},
+                {"type": "DiskPressure", "status": "False"},
+            ]}
+        }))
+        .unwrap();
+        let (add, del) = no_schedule_diff(&node);
+        let keys: Vec<&str> = add.iter().map(|t| t.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                TAINT_NODE_UNREACHABLE,
+                TAINT_NODE_MEMORY_PRESSURE,
+                TAINT_NODE_UNSCHEDULABLE
+            ]
+        );
+        assert_eq!(del.len(), 1);
+        assert_eq!(del[0].key, TAINT_NODE_DISK_PRESSURE);
+    }
+
+    #[test]
+    fn zone_keys() {
+        let node: Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n", "labels": {"topology.kubernetes.io/zone": "z1", "topology.kubernetes.io/region": "r"}}
+        }))
+        .unwrap();
+        assert_eq!(zone_key(&node), "r:\x00:z1");
+        assert_eq!(zone_key(&Node::default()), "");
+    }
 }
