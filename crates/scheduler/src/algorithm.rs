@@ -214,7 +214,7 @@ impl Algorithm {
         let state = CycleState {
             pod,
             spec,
-            spread: pod_topology_spread::prefilter(pod, &all),
+            spread: pod_topology_spread::prefilter(pod, &all, cache),
             interpod: inter_pod_affinity::prefilter(pod, &all, ns),
         };
 

@@ -200,6 +200,10 @@ pub struct Cache {
     affinity_pods: usize,
     required_anti_affinity_pods: usize,
     interned: HashMap<String, Arc<PodAffinity>>,
+    /// Node label key → value → number of nodes.
+    label_values: HashMap<String, HashMap<String, u32>>,
+    /// Namespaced pod label key (see [`crate::types::label_key`]) → node slot → pods.
+    pods_by_label: IdMap<IdMap<u32>>,
 }
 
 impl Cache {
@@ -257,11 +261,50 @@ impl Cache {
         self.order_dirty = true;
     }
 
+    fn count_labels(&mut self, node: &Node, delta: i32) {
+        for (k, v) in node.metadata.labels.iter().flatten() {
+            let values = self.label_values.entry(k.clone()).or_default();
+            let c = values.entry(v.clone()).or_insert(0);
+            *c = c.saturating_add_signed(delta);
+            if *c == 0 {
+                values.remove(v);
+                if values.is_empty() {
+                    self.label_values.remove(k);
+                }
+            }
+        }
+    }
+
+    /// How many distinct values nodes have for label `key`.
+    pub fn label_domains(&self, key: &str) -> usize {
+        self.label_values.get(key).map_or(0, HashMap::len)
+    }
+
+    /// The slots of the nodes with pods having the namespaced label key `key`, and how many.
+    pub fn nodes_with_pod_label(&self, key: u64) -> impl Iterator<Item = (usize, u32)> + '_ {
+        self.pods_by_label
+            .get(&key)
+            .into_iter()
+            .flat_map(|m| m.iter().map(|(s, n)| (*s as usize, *n)))
+    }
+
     /// Adds or updates a node.
     pub fn add_node(&mut self, node: Arc<Node>) {
         let name = node.metadata.name.clone().unwrap_or_default();
         let zone = zone_key(&node);
         let slot = self.slot_for(&name);
+        let old = self.slots[slot]
+            .as_ref()
+            .and_then(|n| n.node.clone())
+            .filter(|_| self.node_zone.contains_key(&slot));
+        match &old {
+            Some(o) if o.metadata.labels == node.metadata.labels => {}
+            Some(o) => {
+                self.count_labels(o, -1);
+                self.count_labels(&node, 1);
+            }
+            None => self.count_labels(&node, 1),
+        }
         match self.node_zone.get(&slot) {
             Some(z) if *z == zone => {}
             Some(_) => {
@@ -281,8 +324,8 @@ impl Cache {
             return;
         };
         self.tree_remove(slot);
-        if let Some(ni) = self.slots[slot].as_mut() {
-            ni.node = None;
+        if let Some(old) = self.slots[slot].as_mut().and_then(|ni| ni.node.take()) {
+            self.count_labels(&old, -1);
         }
         self.release_if_empty(slot);
     }
@@ -389,6 +432,14 @@ impl Cache {
     fn insert(&mut self, p: Arc<PodInfo>, node_name: &str, assumed: bool) {
         let p = self.intern(p);
         let slot = self.slot_for(node_name);
+        for k in p.label_keys.iter().step_by(2) {
+            *self
+                .pods_by_label
+                .entry(*k)
+                .or_default()
+                .entry(slot as u64)
+                .or_insert(0) += 1;
+        }
         let key = p.key.clone();
         self.affinity_pods += usize::from(p.affinity.is_some());
         self.required_anti_affinity_pods += usize::from(p.has_required_anti_affinity());
@@ -407,6 +458,19 @@ impl Cache {
             ni.name.clone()
         });
         if let Some(p) = removed {
+            for k in p.label_keys.iter().step_by(2) {
+                if let Some(m) = self.pods_by_label.get_mut(k) {
+                    if let Some(c) = m.get_mut(&(st.slot as u64)) {
+                        *c -= 1;
+                        if *c == 0 {
+                            m.remove(&(st.slot as u64));
+                        }
+                    }
+                    if m.is_empty() {
+                        self.pods_by_label.remove(k);
+                    }
+                }
+            }
             self.affinity_pods -= usize::from(p.affinity.is_some());
             self.required_anti_affinity_pods -= usize::from(p.has_required_anti_affinity());
             self.release_interned(&p);

@@ -68,11 +68,25 @@ fn is_gated(pod: &Pod) -> bool {
         .is_some_and(|g| !g.is_empty())
 }
 
+fn node_allocatable(
+    n: &Node,
+) -> Option<
+    &std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+> {
+    n.status.as_ref().and_then(|s| s.allocatable.as_ref())
+}
+
+fn node_taints(n: &Node) -> &[k8s_openapi::api::core::v1::Taint] {
+    n.spec
+        .as_ref()
+        .and_then(|s| s.taints.as_deref())
+        .unwrap_or_default()
+}
+
 /// The plugins a node update may help (upstream's node update event types).
 pub fn node_update_plugins(old: &Node, new: &Node) -> PluginSet {
     let mut set = PluginSet::EMPTY;
-    let alloc = |n: &Node| n.status.as_ref().and_then(|s| s.allocatable.clone());
-    if alloc(old) != alloc(new) {
+    if node_allocatable(old) != node_allocatable(new) {
         set = set.union(Plugin::NodeResourcesFit.bit());
     }
     if old.metadata.labels != new.metadata.labels {
@@ -81,8 +95,7 @@ pub fn node_update_plugins(old: &Node, new: &Node) -> PluginSet {
             .union(Plugin::PodTopologySpread.bit())
             .union(Plugin::InterPodAffinity.bit());
     }
-    let taints = |n: &Node| n.spec.as_ref().and_then(|s| s.taints.clone());
-    if taints(old) != taints(new) {
+    if node_taints(old) != node_taints(new) {
         set = set
             .union(Plugin::TaintToleration.bit())
             .union(Plugin::PodTopologySpread.bit());

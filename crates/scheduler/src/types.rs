@@ -137,6 +137,17 @@ impl PodMatcher {
         }
     }
 
+    /// The one namespaced label key whose count is the exact count of matching pods, if the
+    /// selector is a single `key=value` requirement (or empty) in a single namespace.
+    pub fn single_key(&self) -> Option<u64> {
+        match (&self.scope, self.keys.as_slice()) {
+            (NsScope::List(l), [keys]) if self.exact && l.len() == 1 && keys.len() == 1 => {
+                Some(keys[0])
+            }
+            _ => None,
+        }
+    }
+
     /// Whether a pod in `ns` with `labels` matches.
     pub fn matches(&self, ns: &str, labels: &BTreeMap<String, String>) -> bool {
         match &self.selector {
@@ -304,7 +315,8 @@ pub struct PodInfo {
     pub host_ports: Vec<HostPort>,
     /// Whether it has a deletionTimestamp.
     pub terminating: bool,
-    /// The label keys it adds to its node's label counts.
+    /// The label keys it adds to its node's label counts: the namespaced key of each label
+    /// (and of namespace membership) at even positions, the any-namespace key after it.
     pub label_keys: Vec<u64>,
 }
 

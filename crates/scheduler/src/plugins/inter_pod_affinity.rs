@@ -311,3 +311,170 @@ pub fn scores(
             .collect(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{cache_with, labels, node, pod};
+    use k8s_openapi::api::core::v1::{
+        Affinity, Pod, PodAffinity as K8sPodAffinity, PodAffinityTerm, PodAntiAffinity,
+        WeightedPodAffinityTerm,
+    };
+
+    fn term(app: &str, key: &str) -> PodAffinityTerm {
+        PodAffinityTerm {
+            label_selector: Some(LabelSelector {
+                match_labels: Some(labels(&[("app", app)])),
+                match_expressions: None,
+            }),
+            topology_key: key.into(),
+            ..Default::default()
+        }
+    }
+
+    fn with_affinity(
+        mut p: Pod,
+        aff: Option<Vec<PodAffinityTerm>>,
+        anti: Option<Vec<PodAffinityTerm>>,
+    ) -> Pod {
+        p.spec.as_mut().unwrap().affinity = Some(Affinity {
+            pod_affinity: aff.map(|t| K8sPodAffinity {
+                required_during_scheduling_ignored_during_execution: Some(t),
+                ..Default::default()
+            }),
+            pod_anti_affinity: anti.map(|t| PodAntiAffinity {
+                required_during_scheduling_ignored_during_execution: Some(t),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        p
+    }
+
+    fn nodes() -> Vec<k8s_openapi::api::core::v1::Node> {
+        vec![
+            node("a1", &[("zone", "a")], "8", "8Gi", "110"),
+            node("a2", &[("zone", "a")], "8", "8Gi", "110"),
+            node("b1", &[("zone", "b")], "8", "8Gi", "110"),
+        ]
+    }
+
+    fn no_ns() -> Namespaces<'static> {
+        static SELECT: fn(&LabelSelector) -> Vec<String> = |_| Vec::new();
+        Namespaces {
+            incoming_labels: None,
+            select: &SELECT,
+        }
+    }
+
+    fn check(cache: &crate::cache::Cache, p: &PodInfo) -> Vec<(String, Result<(), Vec<String>>)> {
+        let all: Vec<&NodeInfo> = cache.nodes().collect();
+        let ns = no_ns();
+        let st = prefilter(p, &all, &ns).unwrap();
+        let mut out: Vec<(String, Result<(), Vec<String>>)> = all
+            .iter()
+            .map(|n| {
+                (
+                    n.name.clone(),
+                    filter(&st, n).map_err(|s| s.reasons.iter().map(|r| r.to_string()).collect()),
+                )
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    #[test]
+    fn required_affinity_follows_matching_pods_or_allows_the_first() {
+        let cache = cache_with(nodes(), vec![(pod("db", &[("app", "db")], &[]), "a1")]);
+        let p = PodInfo::new(Arc::new(with_affinity(
+            pod("web", &[("app", "web")], &[]),
+            Some(vec![term("db", "zone")]),
+            None,
+        )));
+        let r = check(&cache, &p);
+        assert!(
+            r[0].1.is_ok() && r[1].1.is_ok(),
+            "zone a has a db pod: {r:?}"
+        );
+        assert_eq!(r[2].1, Err(vec![ERR_REASON_AFFINITY.to_string()]));
+        // No pod matches anywhere, but the pod matches its own term: allowed anywhere.
+        let cache = cache_with(nodes(), vec![]);
+        let own = PodInfo::new(Arc::new(with_affinity(
+            pod("web", &[("app", "web")], &[]),
+            Some(vec![term("web", "zone")]),
+            None,
+        )));
+        assert!(check(&cache, &own).iter().all(|(_, r)| r.is_ok()));
+        assert!(check(&cache, &p).iter().all(|(_, r)| r.is_err()));
+    }
+
+    #[test]
+    fn anti_affinity_both_ways() {
+        let existing = with_affinity(
+            pod("guard", &[("app", "guard")], &[]),
+            None,
+            Some(vec![term("web", "zone")]),
+        );
+        let cache = cache_with(
+            nodes(),
+            vec![(existing, "a1"), (pod("w", &[("app", "web")], &[]), "b1")],
+        );
+        // A web pod is kept out of zone a by the guard, and its own anti-affinity to other
+        // web pods keeps it out of zone b.
+        let p = PodInfo::new(Arc::new(with_affinity(
+            pod("web", &[("app", "web")], &[]),
+            None,
+            Some(vec![term("web", "zone")]),
+        )));
+        let r = check(&cache, &p);
+        assert_eq!(
+            r[0].1,
+            Err(vec![ERR_REASON_EXISTING_ANTI_AFFINITY.to_string()])
+        );
+        assert_eq!(
+            r[1].1,
+            Err(vec![ERR_REASON_EXISTING_ANTI_AFFINITY.to_string()])
+        );
+        assert_eq!(r[2].1, Err(vec![ERR_REASON_ANTI_AFFINITY.to_string()]));
+        // Another namespace is out of the guard's scope.
+        let mut other = pod("web", &[("app", "web")], &[]);
+        other.metadata.namespace = Some("other".into());
+        let r = check(&cache, &PodInfo::new(Arc::new(other)));
+        assert!(r.iter().all(|(_, r)| r.is_ok()), "{r:?}");
+    }
+
+    #[test]
+    fn preferred_terms_score_topology_domains() {
+        let cache = cache_with(
+            nodes(),
+            vec![
+                (pod("c1", &[("app", "cache")], &[]), "a1"),
+                (pod("c2", &[("app", "cache")], &[]), "a2"),
+            ],
+        );
+        let mut p = pod("web", &[("app", "web")], &[]);
+        p.spec.as_mut().unwrap().affinity = Some(Affinity {
+            pod_affinity: Some(K8sPodAffinity {
+                preferred_during_scheduling_ignored_during_execution: Some(vec![
+                    WeightedPodAffinityTerm {
+                        weight: 10,
+                        pod_affinity_term: term("cache", "zone"),
+                    },
+                ]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let p = PodInfo::new(Arc::new(p));
+        let all: Vec<&NodeInfo> = cache.nodes().collect();
+        let s = scores(&p, &all, &all, &no_ns()).unwrap();
+        let score_of = |n: &str| s[all.iter().position(|x| x.name == n).unwrap()];
+        assert_eq!(score_of("a1"), MAX_NODE_SCORE);
+        assert_eq!(score_of("a2"), MAX_NODE_SCORE);
+        assert_eq!(score_of("b1"), 0);
+        // Without preferred terms nor pods with affinity, the score is skipped.
+        let plain = PodInfo::new(Arc::new(pod("x", &[], &[])));
+        assert!(scores(&plain, &all, &all, &no_ns()).is_none());
+    }
+}

@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
-use super::node_affinity::required_matches;
+use super::node_affinity::{has_required, required_matches};
 use super::taint_toleration::find_untolerated_do_not_schedule;
-use crate::cache::NodeInfo;
+use crate::cache::{Cache, NodeInfo};
 use crate::framework::{FilterResult, MAX_NODE_SCORE, Plugin, Status};
 use crate::types::{NsScope, PodInfo, PodMatcher};
 
@@ -114,17 +114,57 @@ fn included(
 #[derive(Debug)]
 pub struct PreFilterState<'a> {
     constraints: Vec<Constraint>,
+    /// Matching pods per domain; a domain without an entry has none.
     counts: Vec<HashMap<&'a str, i64>>,
     min: Vec<i64>,
 }
 
-/// PreFilter: `None` when the pod has no `DoNotSchedule` constraint.
-pub fn prefilter<'a>(pod: &PodInfo, nodes: &[&'a NodeInfo]) -> Option<PreFilterState<'a>> {
+/// PreFilter: `None` when the pod has no `DoNotSchedule` constraint. `nodes` are all the
+/// nodes of `cache`.
+pub fn prefilter<'a>(
+    pod: &PodInfo,
+    nodes: &[&'a NodeInfo],
+    cache: &'a Cache,
+) -> Option<PreFilterState<'a>> {
     let constraints = constraints(pod, "DoNotSchedule");
     if constraints.is_empty() {
         return None;
     }
     let spec = pod.pod.spec.as_ref()?;
+    // Fast path: every node with the topology key is eligible (no node affinity to honor, no
+    // taints policy, one key) and the selector is one label: only the nodes with matching
+    // pods are visited, through the cache's pod label index.
+    let fast = !has_required(spec)
+        && constraints.iter().all(|c| {
+            !c.honor_taints
+                && c.matcher.single_key().is_some()
+                && c.topology_key == constraints[0].topology_key
+        });
+    if fast {
+        let mut counts: Vec<HashMap<&'a str, i64>> = Vec::with_capacity(constraints.len());
+        let mut domains = Vec::with_capacity(constraints.len());
+        for c in &constraints {
+            let mut m: HashMap<&'a str, i64> = HashMap::new();
+            let key = c.matcher.single_key()?;
+            for (slot, n) in cache.nodes_with_pod_label(key) {
+                let node: &'a NodeInfo = cache.node(slot);
+                if node.node.is_none() {
+                    continue;
+                }
+                if let Some(v) = node.labels().get(&c.topology_key) {
+                    let cnt = if node.terminating > 0 {
+                        c.matcher.count(node, true)
+                    } else {
+                        i64::from(n)
+                    };
+                    *m.entry(v.as_str()).or_insert(0) += cnt;
+                }
+            }
+            counts.push(m);
+            domains.push(cache.label_domains(&c.topology_key));
+        }
+        return Some(finish(constraints, counts, domains));
+    }
     let mut counts: Vec<HashMap<&'a str, i64>> = constraints
         .iter()
         .map(|c| {
@@ -153,22 +193,33 @@ pub fn prefilter<'a>(pod: &PodInfo, nodes: &[&'a NodeInfo]) -> Option<PreFilterS
             *counts[i].entry(value.as_str()).or_insert(0) += n;
         }
     }
+    let domains = counts.iter().map(HashMap::len).collect();
+    Some(finish(constraints, counts, domains))
+}
+
+/// The global minimum per constraint (upstream critical paths with minDomains).
+fn finish<'a>(
+    constraints: Vec<Constraint>,
+    counts: Vec<HashMap<&'a str, i64>>,
+    domains: Vec<usize>,
+) -> PreFilterState<'a> {
     let min = constraints
         .iter()
         .zip(&counts)
-        .map(|(c, m)| {
-            if (m.len() as i64) < c.min_domains {
+        .zip(&domains)
+        .map(|((c, m), d)| {
+            if (*d as i64) < c.min_domains || m.len() < *d {
                 0
             } else {
                 m.values().copied().min().unwrap_or(i64::from(i32::MAX))
             }
         })
         .collect();
-    Some(PreFilterState {
+    PreFilterState {
         constraints,
         counts,
         min,
-    })
+    }
 }
 
 /// The filter.
@@ -351,7 +402,7 @@ mod tests {
             "DoNotSchedule",
             None,
         )));
-        let st = prefilter(&p, &nodes).unwrap();
+        let st = prefilter(&p, &nodes, &cache).unwrap();
         let by_name = |n: &str| *nodes.iter().find(|x| x.name == n).unwrap();
         // zone a has 2, zone b 0: a → skew 3 > 1.
         assert_eq!(
@@ -373,7 +424,7 @@ mod tests {
             "DoNotSchedule",
             Some(3),
         )));
-        let st = prefilter(&p, &nodes).unwrap();
+        let st = prefilter(&p, &nodes, &cache).unwrap();
         assert!(filter(&st, by_name("a1")).is_err());
         assert!(filter(&st, by_name("b1")).is_ok());
         // Pods of other namespaces and terminating pods do not count.
@@ -396,14 +447,88 @@ mod tests {
             "DoNotSchedule",
             None,
         )));
-        let st = prefilter(&p, &nodes).unwrap();
+        let st = prefilter(&p, &nodes, &cache).unwrap();
         let by_name = |n: &str| *nodes.iter().find(|x| x.name == n).unwrap();
         assert!(filter(&st, by_name("b1")).is_ok());
         assert!(
             filter(&st, by_name("a2")).is_err(),
             "a has 1, b 0: 1+1-0 > 1"
         );
-        assert!(prefilter(&PodInfo::new(Arc::new(web("plain"))), &nodes).is_none());
+        assert!(prefilter(&PodInfo::new(Arc::new(web("plain"))), &nodes, &cache).is_none());
+    }
+
+    #[test]
+    fn fast_and_general_paths_agree() {
+        let web = |n: &str| pod(n, &[("app", "web"), ("tier", "x")], &[]);
+        let mut term = web("t");
+        term.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::now(),
+            ));
+        let cache = cache_with(
+            zone_nodes(),
+            vec![
+                (web("w1"), "a1"),
+                (web("w2"), "b1"),
+                (web("w3"), "b1"),
+                (term, "a2"),
+            ],
+        );
+        let nodes: Vec<&NodeInfo> = cache.nodes().collect();
+        let one = PodInfo::new(Arc::new(spread(
+            web("new"),
+            "zone",
+            1,
+            "DoNotSchedule",
+            None,
+        )));
+        // Two requirements: the general path.
+        let mut two = spread(web("new"), "zone", 1, "DoNotSchedule", None);
+        two.spec
+            .as_mut()
+            .unwrap()
+            .topology_spread_constraints
+            .as_mut()
+            .unwrap()[0]
+            .label_selector
+            .as_mut()
+            .unwrap()
+            .match_labels
+            .as_mut()
+            .unwrap()
+            .insert("tier".into(), "x".into());
+        let two = PodInfo::new(Arc::new(two));
+        let fast = prefilter(&one, &nodes, &cache).unwrap();
+        let general = prefilter(&two, &nodes, &cache).unwrap();
+        assert_eq!(fast.min, general.min);
+        for n in &nodes {
+            assert_eq!(
+                filter(&fast, n).is_ok(),
+                filter(&general, n).is_ok(),
+                "{}",
+                n.name
+            );
+        }
+        // zone a: 1 (terminating pod skipped), zone b: 2 → only zone a fits.
+        let by_name = |n: &str| *nodes.iter().find(|x| x.name == n).unwrap();
+        assert!(filter(&fast, by_name("a2")).is_ok());
+        assert!(filter(&fast, by_name("b1")).is_err());
+        // Hostname spreading: nodes without matching pods make the minimum 0.
+        let host = PodInfo::new(Arc::new(spread(
+            web("new"),
+            HOSTNAME,
+            1,
+            "DoNotSchedule",
+            None,
+        )));
+        let st = prefilter(&host, &nodes, &cache).unwrap();
+        assert_eq!(st.min, vec![0]);
+        assert!(filter(&st, by_name("a1")).is_err(), "1 + 1 - 0 > 1");
+        assert!(
+            filter(&st, by_name("a2")).is_ok(),
+            "only a terminating pod there"
+        );
+        assert!(filter(&st, by_name("x")).is_ok());
     }
 
     #[test]
