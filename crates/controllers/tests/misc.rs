@@ -141,3 +141,80 @@ async fn nodes_get_distinct_pod_cidrs_recovered_at_start_and_released() {
     .await;
     assert_eq!(got, freed);
 }
+
+#[tokio::test]
+async fn pods_of_deleted_nodes_and_excess_terminated_pods_are_collected() {
+    let s = support::server().await;
+    node(&s.client, "alive").await;
+    node(&s.client, "doomed").await;
+    let pods: Api<Pod> = Api::namespaced(s.client.clone(), "default");
+    let mk = |name: &str, node: &str| {
+        let mut spec = json!({"containers": [{"name": "c", "image": "nginx"}]});
+        if !node.is_empty() {
+            spec["nodeName"] = json!(node);
+        }
+        serde_json::from_value::<Pod>(json!({"metadata": {"name": name}, "spec": spec})).unwrap()
+    };
+    pods.create(&PostParams::default(), &mk("on-doomed", "doomed"))
+        .await
+        .unwrap();
+    pods.create(&PostParams::default(), &mk("on-alive", "alive"))
+        .await
+        .unwrap();
+    // Terminated pods, one second apart (creation timestamps have seconds).
+    for i in 0..3 {
+        pods.create(&PostParams::default(), &mk(&format!("done-{i}"), ""))
+            .await
+            .unwrap();
+        pods.patch_status(
+            &format!("done-{i}"),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"status": {"phase": "Succeeded"}})),
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(1050)).await;
+    }
+    let nodes: Api<Node> = Api::all(s.client.clone());
+    nodes
+        .delete("doomed", &DeleteParams::default())
+        .await
+        .unwrap();
+    let mut cfg = config();
+    cfg.terminated_pod_gc_threshold = 1;
+    let started = std::time::Instant::now();
+    tokio::spawn(controllers::podgc::run_with(
+        s.context(cfg),
+        controllers::podgc::Timing {
+            check_period: Duration::from_millis(200),
+            quarantine: Duration::from_secs(1),
+        },
+    ));
+    support::eventually(10, "oldest terminated pods deleted", || {
+        let pods = pods.clone();
+        async move {
+            (pods.get_opt("done-0").await.unwrap().is_none()
+                && pods.get_opt("done-1").await.unwrap().is_none())
+            .then_some(())
+        }
+    })
+    .await;
+    assert!(pods.get_opt("done-2").await.unwrap().is_some());
+    support::eventually(10, "pod of the deleted node deleted", || {
+        let pods = pods.clone();
+        async move {
+            pods.get_opt("on-doomed")
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "orphaned pods wait for the quarantine"
+    );
+    let alive = pods.get("on-alive").await.unwrap();
+    assert!(alive.metadata.deletion_timestamp.is_none());
+}
