@@ -402,3 +402,102 @@ pub fn preemption_message(cache: &Cache, pod: &PodInfo, err: &FitError) -> Resul
     );
     Ok(format!("preemption: {msg}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{cache_with, node, pod};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+    use std::sync::Arc;
+
+    fn no_ns() -> Namespaces<'static> {
+        static SELECT: fn(&LabelSelector) -> Vec<String> = |_| Vec::new();
+        Namespaces {
+            incoming_labels: None,
+            select: &SELECT,
+        }
+    }
+
+    #[test]
+    fn adaptive_percentage_of_nodes() {
+        assert_eq!(num_feasible_nodes_to_find(None, 50), 50);
+        assert_eq!(num_feasible_nodes_to_find(None, 1000), 420);
+        assert_eq!(num_feasible_nodes_to_find(None, 5000), 500);
+        assert_eq!(num_feasible_nodes_to_find(None, 10000), 500);
+        assert_eq!(num_feasible_nodes_to_find(Some(10), 500), 100);
+        assert_eq!(num_feasible_nodes_to_find(Some(100), 5000), 5000);
+    }
+
+    #[test]
+    fn filtering_resumes_where_the_last_cycle_stopped() {
+        let nodes = (0..200)
+            .map(|i| node(&format!("n{i}"), &[], "4", "8Gi", "110"))
+            .collect();
+        let mut cache = cache_with(nodes, vec![]);
+        let mut algo = Algorithm::new(None);
+        let p = PodInfo::new(Arc::new(pod("p", &[], &[("cpu", "1")])));
+        let r = algo.schedule(&mut cache, &p, &no_ns()).unwrap();
+        assert_eq!((r.evaluated, r.feasible), (100, 100));
+        assert_eq!(algo.next_start, 100);
+        let r = algo.schedule(&mut cache, &p, &no_ns()).unwrap();
+        assert_eq!(r.evaluated, 100);
+        assert_eq!(algo.next_start, 0);
+    }
+
+    #[test]
+    fn picks_the_least_allocated_node() {
+        let mut cache = cache_with(
+            vec![
+                node("busy", &[], "4", "8Gi", "110"),
+                node("idle", &[], "4", "8Gi", "110"),
+            ],
+            vec![(pod("x", &[], &[("cpu", "3"), ("memory", "4Gi")]), "busy")],
+        );
+        let p = PodInfo::new(Arc::new(pod("p", &[], &[("cpu", "500m")])));
+        for _ in 0..5 {
+            let r = Algorithm::new(None)
+                .schedule(&mut cache, &p, &no_ns())
+                .unwrap();
+            assert_eq!(r.node_name, "idle");
+        }
+    }
+
+    #[test]
+    fn node_name_prefilter_and_preemption_messages() {
+        let mut cache = cache_with(
+            vec![
+                node("a", &[], "1", "1Gi", "110"),
+                node("b", &[], "1", "1Gi", "110"),
+            ],
+            vec![(pod("low", &[], &[("cpu", "1")]), "a")],
+        );
+        // A DaemonSet-style pod bound to node a by matchFields: b is not evaluated.
+        let mut p = pod("ds", &[], &[("cpu", "500m")]);
+        p.spec.as_mut().unwrap().affinity = Some(serde_json::from_value(serde_json::json!({
+            "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["a"]}]}
+            ]}}
+        })).unwrap());
+        let info = PodInfo::new(Arc::new(p.clone()));
+        let Err(ScheduleError::Fit(mut f)) =
+            Algorithm::new(None).schedule(&mut cache, &info, &no_ns())
+        else {
+            panic!("expected a fit error");
+        };
+        f.post_filter_msg = Some(preemption_message(&cache, &info, &f).unwrap());
+        assert_eq!(
+            f.message(),
+            "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) didn't satisfy plugin(s) [NodeAffinity]. preemption: 0/2 nodes are available: 1 No preemption victims found for incoming pod, 1 Preemption is not helpful for scheduling."
+        );
+        // With a higher priority, evicting the low-priority pod would make room.
+        p.spec.as_mut().unwrap().priority = Some(1000);
+        let info = PodInfo::new(Arc::new(p.clone()));
+        assert_eq!(preemption_message(&cache, &info, &f), Err("a".to_string()));
+        p.spec.as_mut().unwrap().preemption_policy = Some("Never".into());
+        let info = PodInfo::new(Arc::new(p));
+        assert_eq!(
+            preemption_message(&cache, &info, &f).unwrap(),
+            "preemption: not eligible due to preemptionPolicy=Never."
+        );
+    }
+}

@@ -491,6 +491,25 @@ impl Cache {
         self.insert(p, &node, false);
     }
 
+    /// Points the cached info of pod `key` at a newer version of the pod whose spec, labels and
+    /// deletion state did not change (status updates), so that the old version is freed.
+    /// Returns false when the pod is not cached.
+    pub fn refresh_pod(&mut self, key: &str, pod: Arc<k8s_openapi::api::core::v1::Pod>) -> bool {
+        let Some(st) = self.pods.get(key) else {
+            return false;
+        };
+        let Some(ni) = self.slots[st.slot].as_mut() else {
+            return false;
+        };
+        let Some(p) = ni.pods.iter_mut().find(|p| p.key == key) else {
+            return false;
+        };
+        let mut info = (**p).clone();
+        info.pod = pod;
+        *p = Arc::new(info);
+        true
+    }
+
     /// Charges `p` to node `node_name` before its binding completes.
     pub fn assume(&mut self, p: Arc<PodInfo>, node_name: &str) {
         self.remove_pod(&p.key);
@@ -540,6 +559,48 @@ mod tests {
         c.remove_pod("uid-a");
         assert_eq!(c.node(s).requested.milli_cpu, 500);
         assert_eq!(c.node(s).label_counts.len(), 4);
+    }
+
+    #[test]
+    fn refresh_swaps_the_pod_object_only() {
+        let mut c = Cache::default();
+        c.add_node(Arc::new(node("n1", &[], "4", "8Gi", "110")));
+        c.add_pod(info("a", "n1", "1"));
+        let mut newer = (*info("a", "n1", "1").pod).clone();
+        newer.status = Some(k8s_openapi::api::core::v1::PodStatus {
+            phase: Some("Running".into()),
+            ..Default::default()
+        });
+        assert!(c.refresh_pod("uid-a", Arc::new(newer)));
+        let s = c.slot_of("n1").unwrap();
+        let p = &c.node(s).pods[0];
+        assert_eq!(
+            p.pod.status.as_ref().unwrap().phase.as_deref(),
+            Some("Running")
+        );
+        assert_eq!(c.node(s).requested.milli_cpu, 1000);
+        assert!(!c.refresh_pod("uid-missing", p.pod.clone()));
+    }
+
+    #[test]
+    fn label_domains_and_pod_label_index() {
+        let mut c = Cache::default();
+        c.add_node(Arc::new(node("n1", &[("zone", "a")], "4", "8Gi", "110")));
+        c.add_node(Arc::new(node("n2", &[("zone", "b")], "4", "8Gi", "110")));
+        assert_eq!(c.label_domains("zone"), 2);
+        c.add_node(Arc::new(node("n2", &[("zone", "a")], "4", "8Gi", "110")));
+        assert_eq!(c.label_domains("zone"), 1);
+        c.add_pod(info("a", "n1", "1"));
+        c.add_pod(info("b", "n1", "1"));
+        let key = crate::types::label_key(Some("default"), "app", "a");
+        let hits: Vec<(usize, u32)> = c.nodes_with_pod_label(key).collect();
+        assert_eq!(hits, vec![(c.slot_of("n1").unwrap(), 2)]);
+        c.remove_pod("uid-a");
+        c.remove_pod("uid-b");
+        assert_eq!(c.nodes_with_pod_label(key).count(), 0);
+        c.remove_node("n1");
+        c.remove_node("n2");
+        assert_eq!(c.label_domains("zone"), 0);
     }
 
     #[test]

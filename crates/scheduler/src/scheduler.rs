@@ -285,10 +285,10 @@ impl Scheduler {
                     let changed = old.metadata.labels != new.metadata.labels
                         || old.metadata.deletion_timestamp != new.metadata.deletion_timestamp
                         || old.spec != new.spec;
-                    if was_assigned && !changed {
-                        // Status-only change: keep the cached info (cheap), pointing at the
-                        // new object.
-                        self.cache.add_pod(Arc::new(PodInfo::new(new)));
+                    if was_assigned && !changed && !self.cache.is_assumed(&key) {
+                        // Status-only change: the cached info stays, pointing at the new
+                        // object (the old one is freed).
+                        self.cache.refresh_pod(&key, new);
                         return;
                     }
                     self.cache.add_pod(Arc::new(PodInfo::new(new)));
@@ -482,5 +482,58 @@ impl Scheduler {
                 tracing::debug!(pod = %name, error = %e, "updating the PodScheduled condition failed");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{node, pod, taint, with_taints};
+
+    #[test]
+    fn node_updates_map_to_the_plugins_they_may_help() {
+        let base = node("n", &[("zone", "a")], "4", "8Gi", "110");
+        assert!(node_update_plugins(&base, &base).is_empty());
+        let mut status_only = base.clone();
+        status_only.status.as_mut().unwrap().phase = Some("Running".into());
+        assert!(node_update_plugins(&base, &status_only).is_empty());
+        let bigger = node("n", &[("zone", "a")], "8", "8Gi", "110");
+        assert_eq!(
+            node_update_plugins(&base, &bigger),
+            Plugin::NodeResourcesFit.bit()
+        );
+        let tainted = with_taints(base.clone(), vec![taint("k", "", "NoSchedule")]);
+        assert!(node_update_plugins(&base, &tainted).intersects(Plugin::TaintToleration.bit()));
+        let relabeled = node("n", &[("zone", "b")], "4", "8Gi", "110");
+        let m = node_update_plugins(&base, &relabeled);
+        assert!(m.intersects(Plugin::NodeAffinity.bit()));
+        assert!(!m.intersects(Plugin::NodeResourcesFit.bit()));
+        let mut cordoned = base.clone();
+        cordoned.spec.as_mut().unwrap().unschedulable = Some(true);
+        assert!(node_update_plugins(&base, &cordoned).intersects(Plugin::NodeUnschedulable.bit()));
+    }
+
+    #[test]
+    fn responsibility_and_pod_states() {
+        let mut p = pod("p", &[], &[]);
+        assert!(responsible(&p, "default-scheduler"));
+        p.spec.as_mut().unwrap().scheduler_name = Some("other".into());
+        assert!(!responsible(&p, "default-scheduler"));
+        assert!(responsible(&p, "other"));
+        assert!(!is_assigned(&p));
+        p.spec.as_mut().unwrap().node_name = Some("n".into());
+        assert!(is_assigned(&p));
+        assert!(!is_terminal(&p));
+        p.status = Some(k8s_openapi::api::core::v1::PodStatus {
+            phase: Some("Succeeded".into()),
+            ..Default::default()
+        });
+        assert!(is_terminal(&p));
+        let mut gated = pod("g", &[], &[]);
+        gated.spec.as_mut().unwrap().scheduling_gates =
+            Some(vec![k8s_openapi::api::core::v1::PodSchedulingGate {
+                name: "x".into(),
+            }]);
+        assert!(is_gated(&gated));
     }
 }
