@@ -17,13 +17,14 @@ fn subresource_kind(
         Subresource::Scale => ("autoscaling", "v1", "Scale"),
         Subresource::Binding => ("", "", "Binding"),
         Subresource::Eviction => ("policy", "v1", "Eviction"),
-        Subresource::Status => ("", "", r.kind),
+        Subresource::Status | Subresource::Finalize => ("", "", r.kind),
     }
 }
 
 fn subresource_verbs(s: Subresource) -> &'static [&'static str] {
     match s {
         Subresource::Binding | Subresource::Eviction => &["create"],
+        Subresource::Finalize => &["update"],
         _ => &["get", "patch", "update"],
     }
 }

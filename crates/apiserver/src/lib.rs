@@ -15,7 +15,6 @@ pub mod inprocess;
 pub mod ipalloc;
 pub mod meta_validation;
 pub mod metrics;
-pub mod namespace_lifecycle;
 pub mod object;
 pub mod patching;
 pub mod pki;
@@ -255,7 +254,6 @@ pub async fn start(
     if let Err(e) = bootstrap(&state).await {
         tracing::error!(error = %e, "bootstrap of system namespaces failed");
     }
-    tokio::spawn(namespace_lifecycle::run(state.clone(), shutdown.clone()));
     state.ready.store(true, std::sync::atomic::Ordering::SeqCst);
     tracing::info!(%addr, "API server ready");
     Ok(Running { addr, state, task })

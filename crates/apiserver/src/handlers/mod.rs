@@ -100,7 +100,7 @@ pub fn parse_target(
             "scale" => Subresource::Scale,
             "binding" => Subresource::Binding,
             "eviction" => Subresource::Eviction,
-            "finalize" if r.resource == "namespaces" => Subresource::Status,
+            "finalize" => Subresource::Finalize,
             _ => return Err(ApiError::path_not_found()),
         };
         if r.has(sub) {
@@ -273,7 +273,7 @@ async fn route(
         (&Method::POST, Some(_), Some(Subresource::Eviction)) => {
             subresources::evict(state, &target, query, headers, &body_bytes).await
         }
-        (&Method::PUT, Some(_), None | Some(Subresource::Status)) => {
+        (&Method::PUT, Some(_), None | Some(Subresource::Status | Subresource::Finalize)) => {
             write::update(state, &target, query, headers, &body_bytes).await
         }
         (&Method::PUT, Some(_), Some(Subresource::Scale)) => {

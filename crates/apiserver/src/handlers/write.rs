@@ -572,7 +572,7 @@ pub fn prepare_update(
     let name = object::name(old).to_string();
     if strategy.has_status_subresource() {
         match sub {
-            Some(Subresource::Status) => {
+            Some(Subresource::Status | Subresource::Finalize) => {
                 // Only status changes (and metadata except spec-owned parts).
                 let mut merged = old.clone();
                 if let Some(s) = new.get("status") {
@@ -596,7 +596,7 @@ pub fn prepare_update(
                         object::meta_mut(&mut merged).remove("annotations");
                     }
                 }
-                if r.resource == "namespaces"
+                if sub == Some(Subresource::Finalize)
                     && let Some(spec) = new.get("spec")
                 {
                     // namespaces/finalize changes spec.finalizers.

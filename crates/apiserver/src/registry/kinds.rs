@@ -211,7 +211,7 @@ pub fn all() -> Vec<ResourceInfo> {
     use Subresource::*;
     vec![
         kind!(core::v1::Namespace, "", "v1", "namespaces", "namespace", "Namespace", false,
-            short: ["ns"], cat: [], sub: [Status], key: "/registry/namespaces",
+            short: ["ns"], cat: [], sub: [Status, Finalize], key: "/registry/namespaces",
             KindStrategy::new().status().on_create(f::prepare_namespace_create).on_update(f::prepare_namespace_update).defaults(f::default_namespace).validate(f::validate_namespace, f::validate_namespace_update)),
         kind!(core::v1::Pod, "", "v1", "pods", "pod", "Pod", true,
             short: ["po"], cat: ["all"], sub: [Status, Binding, Eviction], key: "/registry/pods",

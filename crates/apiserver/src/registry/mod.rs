@@ -28,6 +28,8 @@ pub enum Subresource {
     Binding,
     /// `pods/{name}/eviction` (policy/v1).
     Eviction,
+    /// `namespaces/{name}/finalize`: only `spec.finalizers` (and status) change.
+    Finalize,
 }
 
 impl Subresource {
@@ -38,6 +40,7 @@ impl Subresource {
             Subresource::Scale => "scale",
             Subresource::Binding => "binding",
             Subresource::Eviction => "eviction",
+            Subresource::Finalize => "finalize",
         }
     }
 }
