@@ -94,7 +94,8 @@ pub async fn run(
     progress: &dyn Fn(&str),
 ) -> Result<Report, BenchError> {
     let mut report = Report::default();
-    let srv = ServerProcess::start(r8s).await?;
+    // A /10 holds 16,384 node /24s (the default 10.42.0.0/16 holds 256, as in k3s).
+    let srv = ServerProcess::start_with_args(r8s, &["--cluster-cidr", "10.64.0.0/10"]).await?;
     let client = client_for(&srv).await?;
     let kubeconfig: PathBuf = srv.root().join("data").join("kubeconfig.yaml");
     let sim_log = srv.root().join("sim.log");
