@@ -397,7 +397,14 @@ reportingInstance: tester-1
 fn get_output_formats() {
     let Some(srv) = shared_server() else { return };
     let ns = Namespace::create(srv, "e2e-output");
-    ns.kubectl_ok(&["create", "deployment", "nginx", "--image=nginx:1.14.2"]);
+    // No replicas: the only pod here is p1.
+    ns.kubectl_ok(&[
+        "create",
+        "deployment",
+        "nginx",
+        "--image=nginx:1.14.2",
+        "--replicas=0",
+    ]);
     ns.kubectl_ok(&[
         "create",
         "configmap",

@@ -59,6 +59,9 @@ struct SimArgs {
     /// Pod capacity of each simulated node.
     #[arg(long = "node-pods", default_value_t = 110)]
     node_pods: u32,
+    /// Whether simulated nodes run the pods bound to them (false: nodes and heartbeats only).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    simulate_pods: bool,
     /// How often each simulated node renews its Lease (the kubelet's 10 s).
     #[arg(long = "lease-renew-interval", value_parser = parse_duration)]
     lease_renew_interval: Option<Duration>,
@@ -247,6 +250,7 @@ fn sim_config(args: &SimArgs, fast: bool) -> sim::Config {
         cpu: args.node_cpu.clone(),
         memory: args.node_memory.clone(),
         pods: args.node_pods,
+        simulate_pods: args.simulate_pods,
         ..Default::default()
     };
     if fast {

@@ -78,6 +78,9 @@ pub struct Config {
     pub status_report_interval: Duration,
     /// Labels added to every node (after the kubelet's well-known ones).
     pub labels: BTreeMap<String, String>,
+    /// Whether to play the kubelet for pods bound to the nodes (`false`: nodes and heartbeats
+    /// only, as upstream's scheduler_perf runs the scheduler against node objects).
+    pub simulate_pods: bool,
 }
 
 impl Default for Config {
@@ -92,6 +95,7 @@ impl Default for Config {
             renew_interval: Duration::from_secs(10),
             status_report_interval: Duration::from_secs(300),
             labels: BTreeMap::from([("type".to_string(), "sim".to_string())]),
+            simulate_pods: true,
         }
     }
 }
@@ -274,8 +278,10 @@ pub async fn start(
             shared.track_ip(idx, &p);
         }
     }
-    let pod_events = shared.pod_informer.subscribe();
-    tokio::spawn(shared.clone().watch_pods(pod_events));
+    if shared.config.simulate_pods {
+        let pod_events = shared.pod_informer.subscribe();
+        tokio::spawn(shared.clone().watch_pods(pod_events));
+    }
     for i in 0..shared.names.len() {
         shared.node_queue.add(i);
     }
@@ -289,16 +295,18 @@ pub async fn start(
             async move { s.sync_node(idx).await }
         },
     ));
-    let s = shared.clone();
-    tokio::spawn(run_workers(
-        shared.pod_queue.clone(),
-        POD_WORKERS,
-        "sim-pods",
-        move |key: String| {
-            let s = s.clone();
-            async move { s.sync_pod(key).await }
-        },
-    ));
+    if shared.config.simulate_pods {
+        let s = shared.clone();
+        tokio::spawn(run_workers(
+            shared.pod_queue.clone(),
+            POD_WORKERS,
+            "sim-pods",
+            move |key: String| {
+                let s = s.clone();
+                async move { s.sync_pod(key).await }
+            },
+        ));
+    }
     tokio::spawn(shared.clone().lease_loop());
     Ok(Sim { shared })
 }
