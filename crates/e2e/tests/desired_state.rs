@@ -724,3 +724,77 @@ spec:
     srv.kubectl_ok(&["taint", "node", "sim-0000", "dedicated=gpu:NoSchedule-"]);
     assert_eq!(node_of("big-3"), "sim-0000");
 }
+
+#[test]
+fn rollout_pause_resume_restart_and_history() {
+    let Some(srv) = server(2, &[]) else { return };
+    let ns = Namespace::create(&srv, "e2e-pause");
+    ns.kubectl_stdin_ok(&["apply", "-f", "-"], &nginx_deployment("nginx:1.14.2"));
+    wait_running(&ns, "app=nginx", 3, 60);
+    ns.kubectl_ok(&["rollout", "pause", "deployment/nginx-deployment"]);
+    ns.kubectl_ok(&[
+        "set",
+        "image",
+        "deployment/nginx-deployment",
+        "nginx=nginx:1.16.1",
+    ]);
+    let reason = eventually(30, "DeploymentPaused", || {
+        let r = ns.jsonpath(
+            "deployment/nginx-deployment",
+            "{.status.conditions[?(@.type==\"Progressing\")].reason}",
+        );
+        if r == "DeploymentPaused" {
+            Ok(r)
+        } else {
+            Err(r)
+        }
+    });
+    assert_eq!(reason, "DeploymentPaused");
+    std::thread::sleep(Duration::from_secs(2));
+    let paused = wait_running(&ns, "app=nginx", 3, 10);
+    assert!(
+        paused.iter().all(|p| p.image == "nginx:1.14.2"),
+        "no rollout while paused: {paused:?}"
+    );
+    ns.kubectl_ok(&["rollout", "resume", "deployment/nginx-deployment"]);
+    ns.kubectl_ok(&[
+        "rollout",
+        "status",
+        "deployment/nginx-deployment",
+        "--timeout=60s",
+    ]);
+    let resumed = wait_running(&ns, "app=nginx", 3, 60);
+    assert!(
+        resumed.iter().all(|p| p.image == "nginx:1.16.1"),
+        "{resumed:?}"
+    );
+
+    // restart: new pods from a template annotated with restartedAt.
+    let before: Vec<String> = resumed.iter().map(|p| p.name.clone()).collect();
+    ns.kubectl_ok(&["rollout", "restart", "deployment/nginx-deployment"]);
+    ns.kubectl_ok(&[
+        "rollout",
+        "status",
+        "deployment/nginx-deployment",
+        "--timeout=60s",
+    ]);
+    let restarted = wait_running(&ns, "app=nginx", 3, 60);
+    assert!(
+        restarted.iter().all(|p| !before.contains(&p.name)),
+        "every pod replaced: {before:?} → {restarted:?}"
+    );
+    let history = ns.kubectl_ok(&["rollout", "history", "deployment/nginx-deployment"]);
+    let revisions: Vec<&str> = history
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(revisions, ["1", "2", "3"], "{history}");
+    let rev2 = ns.kubectl_ok(&[
+        "rollout",
+        "history",
+        "deployment/nginx-deployment",
+        "--revision=2",
+    ]);
+    assert!(rev2.contains("nginx:1.16.1"), "{rev2}");
+}
