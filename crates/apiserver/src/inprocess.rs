@@ -58,3 +58,44 @@ pub async fn serve(
 
 /// The user in-process components act as, with the groups that allow everything.
 pub const CONTROLLER_USER: &str = "system:kube-controller-manager";
+
+/// An in-process API server over SQLite in a temporary directory, for component tests and
+/// examples: an administrator client, and a shutdown token cancelled on drop (the directory is
+/// removed then too).
+pub struct TempServer {
+    /// The API server.
+    pub state: Arc<ApiState>,
+    /// A client as an administrator (`system:masters`).
+    pub client: kube::Client,
+    /// Stops the API server; cancelled on drop.
+    pub shutdown: tokio_util::sync::CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for TempServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl TempServer {
+    /// Starts one.
+    pub async fn start() -> Result<Self, crate::ApiServerError> {
+        let dir = tempfile::tempdir().map_err(|source| {
+            crate::ApiServerError::Store(store::StoreError::Backend(format!(
+                "temporary directory: {source}"
+            )))
+        })?;
+        let store =
+            store::sqlite::SqliteStore::open(&dir.path().join("db"), Default::default()).await?;
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let state = serve(Arc::new(store), shutdown.clone()).await?;
+        let client = client(state.clone(), "admin", &["system:masters"]);
+        Ok(Self {
+            state,
+            client,
+            shutdown,
+            _dir: dir,
+        })
+    }
+}

@@ -779,16 +779,10 @@ mod tests {
     /// create them again; once they are observed, syncing resumes.
     #[tokio::test]
     async fn expectations_prevent_acting_on_a_stale_cache() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = store::sqlite::SqliteStore::open(&dir.path().join("db"), Default::default())
+        let api = apiserver::inprocess::TempServer::start()
             .await
-            .expect("store");
-        let shutdown = tokio_util::sync::CancellationToken::new();
-        let _guard = shutdown.clone().drop_guard();
-        let state = apiserver::inprocess::serve(Arc::new(store), shutdown.clone())
-            .await
-            .expect("serve");
-        let client = apiserver::inprocess::client(state, "admin", &["system:masters"]);
+            .expect("API server");
+        let (client, shutdown) = (api.client.clone(), api.shutdown.clone());
         let rs_api: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
         let rs: ReplicaSet = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "web", "namespace": "default"},

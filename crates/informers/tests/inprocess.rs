@@ -1,7 +1,6 @@
 //! The informer against the real API server, in-process: list, watch, indexes and events.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use informers::{Event, EventType, Factory, Recorder};
@@ -9,17 +8,13 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent};
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use tokio_util::sync::CancellationToken;
 
-async fn server() -> (kube::Client, CancellationToken, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store::sqlite::SqliteStore::open(&dir.path().join("db"), Default::default())
-        .await
-        .unwrap();
-    let shutdown = CancellationToken::new();
-    let state = apiserver::inprocess::serve(Arc::new(store), shutdown.clone())
-        .await
-        .unwrap();
-    let client = apiserver::inprocess::client(state, "test", &["system:masters"]);
-    (client, shutdown, dir)
+async fn server() -> (
+    kube::Client,
+    CancellationToken,
+    apiserver::inprocess::TempServer,
+) {
+    let api = apiserver::inprocess::TempServer::start().await.unwrap();
+    (api.client.clone(), api.shutdown.clone(), api)
 }
 
 fn cm(name: &str) -> ConfigMap {

@@ -5,13 +5,11 @@
 //! `cargo run --release -p sim --example scale -- [nodes] [pods] [cpu-window-seconds]`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use tokio_util::sync::CancellationToken;
 
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -43,15 +41,8 @@ async fn main() {
     let pods = args.get(1).copied().unwrap_or(10_000);
     let window = args.get(2).copied().unwrap_or(20) as u64;
 
-    let dir = tempfile::tempdir().unwrap();
-    let store = store::sqlite::SqliteStore::open(&dir.path().join("db"), Default::default())
-        .await
-        .unwrap();
-    let shutdown = CancellationToken::new();
-    let state = apiserver::inprocess::serve(Arc::new(store), shutdown.clone())
-        .await
-        .unwrap();
-    let client = apiserver::inprocess::client(state, "admin", &["system:masters"]);
+    let api = apiserver::inprocess::TempServer::start().await.unwrap();
+    let (client, shutdown) = (api.client.clone(), api.shutdown.clone());
     let factory = informers::Factory::new(client.clone(), shutdown.clone());
 
     let t0 = Instant::now();

@@ -16,32 +16,18 @@ pub struct Server {
     pub factory: Arc<informers::Factory>,
     /// Cancelled on drop.
     pub shutdown: CancellationToken,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
+    _api: apiserver::inprocess::TempServer,
 }
 
 /// Starts an API server.
 pub async fn server() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store::sqlite::SqliteStore::open(&dir.path().join("db"), Default::default())
-        .await
-        .unwrap();
-    let shutdown = CancellationToken::new();
-    let state = apiserver::inprocess::serve(Arc::new(store), shutdown.clone())
-        .await
-        .unwrap();
-    let client = apiserver::inprocess::client(state, "admin", &["system:masters"]);
-    let factory = informers::Factory::new(client.clone(), shutdown.clone());
+    let api = apiserver::inprocess::TempServer::start().await.unwrap();
+    let factory = informers::Factory::new(api.client.clone(), api.shutdown.clone());
     Server {
-        client,
+        client: api.client.clone(),
         factory,
-        shutdown,
-        _dir: dir,
+        shutdown: api.shutdown.clone(),
+        _api: api,
     }
 }
 
