@@ -29,8 +29,8 @@ use common::{
     Error, IS_HEADLESS_SERVICE, LAST_CHANGE_TRIGGER_TIME, TriggerTimeTracker, add_pod_label_index,
     cluster_ip, find_port, format_rfc3339_nano, is_ipv6, is_namespace_terminating, is_not_found,
     is_service_ip_set, pod_hostname, pod_ips, selected_pods, service_port_protocol,
-    service_selector, service_type, services_for_labels, services_to_update_on_pod_change,
-    should_pod_be_in_endpoints, should_set_hostname, split_key,
+    service_selector, service_type, services_for_pod_event, should_pod_be_in_endpoints,
+    should_set_hostname, split_key,
 };
 use repack::repack_subsets;
 
@@ -124,15 +124,7 @@ pub async fn run(ctx: Arc<Context>) {
 
 impl Controller {
     fn on_pod(&self, ev: &Event<Pod>) {
-        let keys = match ev {
-            Event::Added(pod) | Event::Deleted(pod) => services_for_labels(
-                &self.services,
-                pod.metadata.namespace.as_deref().unwrap_or(""),
-                pod.metadata.labels.as_ref(),
-            ),
-            Event::Updated(old, new) => services_to_update_on_pod_change(&self.services, old, new),
-        };
-        for k in keys {
+        for k in services_for_pod_event(&self.services, ev) {
             self.queue.add(k);
         }
     }

@@ -26,7 +26,7 @@ use crate::Context;
 use crate::endpoints::common::{
     Error, LAST_CHANGE_TRIGGER_TIME, TriggerTimeTracker, add_pod_label_index, api_message,
     format_rfc3339_nano, is_namespace_terminating, is_not_found, selected_pods, service_selector,
-    service_type, services_for_labels, services_to_update_on_pod_change, split_key,
+    service_type, services_for_pod_event, split_key,
 };
 use reconciler::{LABEL_MANAGED_BY, Plan};
 use tracker::{SliceTracker, service_key_of};
@@ -147,15 +147,7 @@ pub async fn run(ctx: Arc<Context>) {
 
 impl Controller {
     fn on_pod(&self, ev: &Event<Pod>) {
-        let keys = match ev {
-            Event::Added(pod) | Event::Deleted(pod) => services_for_labels(
-                &self.services,
-                pod.metadata.namespace.as_deref().unwrap_or(""),
-                pod.metadata.labels.as_ref(),
-            ),
-            Event::Updated(old, new) => services_to_update_on_pod_change(&self.services, old, new),
-        };
-        for k in keys {
+        for k in services_for_pod_event(&self.services, ev) {
             self.queue.add(k);
         }
     }

@@ -99,6 +99,22 @@ pub fn services_for_labels(
         .collect()
 }
 
+/// Keys of the services whose endpoints a pod event may change (upstream's pod handlers of
+/// both endpoint controllers).
+pub fn services_for_pod_event(
+    services: &Informer<Service>,
+    ev: &informers::Event<Pod>,
+) -> BTreeSet<String> {
+    match ev {
+        informers::Event::Added(pod) | informers::Event::Deleted(pod) => services_for_labels(
+            services,
+            pod.metadata.namespace.as_deref().unwrap_or(""),
+            pod.metadata.labels.as_ref(),
+        ),
+        informers::Event::Updated(old, new) => services_to_update_on_pod_change(services, old, new),
+    }
+}
+
 /// Whether the pod is Succeeded or Failed.
 pub fn is_pod_terminal(pod: &Pod) -> bool {
     matches!(pod_phase(pod), "Succeeded" | "Failed")
