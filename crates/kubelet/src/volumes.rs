@@ -1,0 +1,1 @@
+//! Pod volumes: emptyDir, configMap, secret, hostPath, downwardAPI and projected.
