@@ -83,7 +83,7 @@ impl ServerProcess {
             .arg(&data_dir)
             .arg("--https-port")
             .arg(port.to_string())
-            .args(["--bind-address", "127.0.0.1"])
+            .args(["--bind-address", "127.0.0.1", "--disable-agent"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(log)

@@ -37,12 +37,11 @@ pub struct Cri {
 impl Cri {
     /// Connects to the CRI socket at `path` (`unix://` prefix allowed).
     pub async fn connect(path: &Path) -> Result<Cri, CriError> {
-        let socket = PathBuf::from(
-            path.to_str()
-                .and_then(|s| s.strip_prefix("unix://"))
-                .map(PathBuf::from)
-                .unwrap_or_else(|| path.to_path_buf()),
-        );
+        let socket = path
+            .to_str()
+            .and_then(|s| s.strip_prefix("unix://"))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| path.to_path_buf());
         let target = socket.clone();
         let channel = Endpoint::from_static("http://cri.sock")
             .connect_timeout(Duration::from_secs(5))

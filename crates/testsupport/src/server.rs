@@ -13,6 +13,10 @@ use tempfile::TempDir;
 use crate::process::{LineReader, TimedOut, run_with_timeout};
 use crate::{HttpClient, Kubeconfig, TestSupportError, paths};
 
+/// Pass this among the extra arguments to run the server WITH its node agent (real containers);
+/// without it test servers get `--disable-agent`.
+pub const WITH_AGENT: &str = "--with-agent";
+
 /// How long a server may take to answer `/readyz` after it was started.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long one kubectl call may take unless the caller says otherwise.
@@ -127,8 +131,12 @@ impl TestServer {
             .arg(&self.data_dir)
             .arg("--https-port")
             .arg(self.port.to_string())
-            .args(["--bind-address", "127.0.0.1"])
-            .args(&self.extra_args)
+            .args(["--bind-address", "127.0.0.1"]);
+        // Tests run without the node agent (real containers) unless they ask for it.
+        if !self.extra_args.iter().any(|a| a == WITH_AGENT) {
+            cmd.arg("--disable-agent");
+        }
+        cmd.args(self.extra_args.iter().filter(|a| *a != WITH_AGENT))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2);
