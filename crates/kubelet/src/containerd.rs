@@ -124,19 +124,19 @@ oom_score = 0
     )
 }
 
-/// The `hosts.toml` that sends pulls for `upstream` (e.g. `docker.io`) to a plain-http mirror
-/// first, then to the real registry.
-pub fn mirror_hosts_toml(upstream_server: &str, mirror: &str) -> String {
+/// The `hosts.toml` that serves pulls for a registry (e.g. `docker.io`) from a plain-http
+/// mirror. The mirror is also the `server`: an image missing from the mirror fails to pull
+/// instead of falling back to the internet (on machines where only the mirror is reachable a
+/// fallback would hang on DNS; without `--registry-mirror` no file is written and images come
+/// from their real registries).
+pub fn mirror_hosts_toml(mirror: &str) -> String {
     format!(
-        "server = \"{upstream_server}\"\n\n[host.\"http://{mirror}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+        "server = \"http://{mirror}\"\n\n[host.\"http://{mirror}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
     )
 }
 
-/// The registries a mirror stands in for, with their real endpoints.
-pub const MIRRORED: [(&str, &str); 2] = [
-    ("docker.io", "https://registry-1.docker.io"),
-    ("registry.k8s.io", "https://registry.k8s.io"),
-];
+/// The registries a mirror stands in for.
+pub const MIRRORED: [&str; 2] = ["docker.io", "registry.k8s.io"];
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ContainerdError {
     let what = what.into();
@@ -153,7 +153,7 @@ pub async fn write_config(layout: &Layout, s: &Settings) -> Result<(), Container
     tokio::fs::write(&layout.config, config_toml(layout, s))
         .await
         .map_err(io(format!("writing {}", layout.config.display())))?;
-    for (host, server) in MIRRORED {
+    for host in MIRRORED {
         let dir = layout.certs_d.join(host);
         let file = dir.join("hosts.toml");
         match &s.registry_mirror {
@@ -161,7 +161,7 @@ pub async fn write_config(layout: &Layout, s: &Settings) -> Result<(), Container
                 tokio::fs::create_dir_all(&dir)
                     .await
                     .map_err(io(format!("creating {}", dir.display())))?;
-                tokio::fs::write(&file, mirror_hosts_toml(server, m))
+                tokio::fs::write(&file, mirror_hosts_toml(m))
                     .await
                     .map_err(io(format!("writing {}", file.display())))?;
             }
@@ -345,11 +345,11 @@ mod tests {
     }
 
     #[test]
-    fn mirror_file_points_at_the_mirror_then_upstream() {
-        let t = mirror_hosts_toml("https://registry-1.docker.io", "127.0.0.1:5000");
+    fn mirror_file_points_only_at_the_mirror() {
+        let t = mirror_hosts_toml("127.0.0.1:5000");
         assert_eq!(
             t,
-            "server = \"https://registry-1.docker.io\"\n\n[host.\"http://127.0.0.1:5000\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+            "server = \"http://127.0.0.1:5000\"\n\n[host.\"http://127.0.0.1:5000\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
         );
     }
 }

@@ -328,10 +328,14 @@ pub fn pod_status(inp: &Inputs<'_>) -> PodStatus {
     }
     let terminal = matches!(phase, "Succeeded" | "Failed");
     let sandbox = inp.runtime.latest_sandbox();
-    let pod_ip = sandbox
-        .and_then(|s| s.ip)
-        .map(|ip| ip.to_string())
-        .or_else(|| old.and_then(|s| s.pod_ip.clone()));
+    let pod_ip = if crate::pods::spec::host_network(pod) {
+        Some(inp.host_ip.to_string())
+    } else {
+        sandbox
+            .and_then(|s| s.ip)
+            .map(|ip| ip.to_string())
+            .or_else(|| old.and_then(|s| s.pod_ip.clone()))
+    };
     let unready: Vec<&str> = statuses
         .iter()
         .filter(|s| !s.ready)
