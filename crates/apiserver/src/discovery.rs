@@ -17,7 +17,11 @@ fn subresource_kind(
         Subresource::Scale => ("autoscaling", "v1", "Scale"),
         Subresource::Binding => ("", "", "Binding"),
         Subresource::Eviction => ("policy", "v1", "Eviction"),
-        Subresource::Status | Subresource::Finalize => ("", "", r.kind),
+        Subresource::Status | Subresource::Finalize | Subresource::Log => ("", "", r.kind),
+        Subresource::Attach => ("", "", "PodAttachOptions"),
+        Subresource::Exec => ("", "", "PodExecOptions"),
+        Subresource::PortForward => ("", "", "PodPortForwardOptions"),
+        Subresource::Proxy => ("", "", "NodeProxyOptions"),
     }
 }
 
@@ -25,6 +29,9 @@ fn subresource_verbs(s: Subresource) -> &'static [&'static str] {
     match s {
         Subresource::Binding | Subresource::Eviction => &["create"],
         Subresource::Finalize => &["update"],
+        Subresource::Log => &["get"],
+        Subresource::Attach | Subresource::Exec | Subresource::PortForward => &["create", "get"],
+        Subresource::Proxy => &["create", "delete", "get", "patch", "update"],
         _ => &["get", "patch", "update"],
     }
 }

@@ -94,6 +94,9 @@ pub struct ApiState {
     openapi_index: std::sync::OnceLock<Value>,
     /// ClusterIP allocation.
     pub cluster_ips: ipalloc::ClusterIpAllocator,
+    /// TLS client configuration towards node agents (logs, exec, attach, port-forward); `None`
+    /// without a PKI (in-process servers), where those subresources answer 503.
+    pub kubelet_tls: Option<Arc<rustls::ClientConfig>>,
     openapi_docs: Mutex<HashMap<(String, String), Bytes>>,
     openapi_kinds: Vec<openapi::KindInfo>,
 }
@@ -140,6 +143,7 @@ impl ApiState {
             ),
             openapi_docs: Mutex::new(HashMap::new()),
             openapi_kinds,
+            kubelet_tls: None,
         }
     }
 
@@ -248,6 +252,7 @@ pub async fn start(
         format!("{host}:{}", addr.port()),
     );
     state.cluster_ips = ipalloc::ClusterIpAllocator::new(cfg.service_cidr);
+    state.kubelet_tls = Some(Arc::new(pki.kubelet_client_config()?));
     let state = Arc::new(state);
     let app = server::router(state.clone());
     let task = tokio::spawn(server::serve_tls(listener, tls, app, shutdown.clone()));

@@ -46,6 +46,11 @@ pub struct Pki {
     pub admin_cert: PathBuf,
     /// Admin client key (PEM).
     pub admin_key: PathBuf,
+    /// The API server's client certificate towards node agents (CN
+    /// `kube-apiserver-kubelet-client`, O `system:masters`, as upstream's kubeadm issues it).
+    pub kubelet_client_cert: PathBuf,
+    /// Its key.
+    pub kubelet_client_key: PathBuf,
     /// Static bearer tokens, one `token,user,uid,"group1,group2"` line each (upstream format).
     pub token_file: PathBuf,
 }
@@ -90,6 +95,8 @@ impl Pki {
             serving_key: dir.join("serving-kube-apiserver.key"),
             admin_cert: dir.join("client-admin.crt"),
             admin_key: dir.join("client-admin.key"),
+            kubelet_client_cert: dir.join("client-kube-apiserver-kubelet.crt"),
+            kubelet_client_key: dir.join("client-kube-apiserver-kubelet.key"),
             token_file: data_dir.join("server").join("tokens.csv"),
             dir,
         }
@@ -151,6 +158,24 @@ impl Pki {
             std::fs::write(&self.admin_cert, cert.pem()).map_err(io_err(&self.admin_cert))?;
         }
 
+        // The API server's client certificate for node agents (logs, exec, port-forward).
+        if !self.kubelet_client_cert.exists() || !self.kubelet_client_key.exists() {
+            let key = KeyPair::generate()?;
+            let mut params = CertificateParams::new(Vec::<String>::new())?;
+            params.distinguished_name =
+                subject("kube-apiserver-kubelet-client", Some("system:masters"));
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+            params.key_usages = vec![
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::KeyEncipherment,
+            ];
+            params.not_after = rcgen::date_time_ymd(2035, 1, 1);
+            let cert = params.signed_by(&key, &issuer)?;
+            write_private(&self.kubelet_client_key, &key.serialize_pem())?;
+            std::fs::write(&self.kubelet_client_cert, cert.pem())
+                .map_err(io_err(&self.kubelet_client_cert))?;
+        }
+
         if !self.token_file.exists() {
             let mut raw = [0u8; 24];
             rand::rng().fill_bytes(&mut raw);
@@ -205,6 +230,29 @@ impl Pki {
             .with_single_cert(certs, key)
             .map_err(|_| PkiError::Pem(self.serving_key.clone()))?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(config)
+    }
+
+    /// The rustls client configuration for connections to node agents: the kubelet client
+    /// certificate, and agents' serving certificates verified against the cluster CA.
+    pub fn kubelet_client_config(&self) -> Result<rustls::ClientConfig, PkiError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in load_certs(&self.ca_cert)? {
+            roots
+                .add(c)
+                .map_err(|_| PkiError::Pem(self.ca_cert.clone()))?;
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|_| PkiError::Pem(self.ca_cert.clone()))?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(
+                load_certs(&self.kubelet_client_cert)?,
+                load_key(&self.kubelet_client_key)?,
+            )
+            .map_err(|_| PkiError::Pem(self.kubelet_client_key.clone()))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(config)
     }
 
@@ -319,6 +367,11 @@ mod tests {
         assert_eq!(user, "system:admin");
         assert_eq!(groups, vec!["system:masters".to_string()]);
         pki.server_config().unwrap();
+        let kc = load_certs(&pki.kubelet_client_cert).unwrap();
+        let (user, groups) = user_from_cert(&kc[0]).unwrap();
+        assert_eq!(user, "kube-apiserver-kubelet-client");
+        assert_eq!(groups, vec!["system:masters".to_string()]);
+        pki.kubelet_client_config().unwrap();
         let kc = dir.path().join("kubeconfig.yaml");
         pki.write_admin_kubeconfig(&kc, "https://127.0.0.1:6443")
             .unwrap();

@@ -6,6 +6,7 @@
 //! registry's strategies.
 
 pub mod negotiate;
+pub mod proxy;
 pub mod read;
 pub mod subresources;
 pub mod table;
@@ -182,6 +183,9 @@ pub fn json_value(code: StatusCode, v: &Value) -> Response {
 
 /// The entry point for every `/api/v1/...` and `/apis/<g>/<v>/...` resource path.
 pub async fn resource_request(State(state): State<Arc<ApiState>>, req: Request) -> Response {
+    if let Some(target) = proxy::match_path(req.uri().path()) {
+        return proxy::handle(&state, target, req).await;
+    }
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = Query::parse(req.uri().query());

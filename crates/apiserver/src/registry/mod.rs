@@ -30,6 +30,16 @@ pub enum Subresource {
     Eviction,
     /// `namespaces/{name}/finalize`: only `spec.finalizers` (and status) change.
     Finalize,
+    /// `pods/{name}/attach`, served by the node agent.
+    Attach,
+    /// `pods/{name}/exec`, served by the node agent.
+    Exec,
+    /// `pods/{name}/log`, served by the node agent.
+    Log,
+    /// `pods/{name}/portforward`, served by the node agent.
+    PortForward,
+    /// `nodes/{name}/proxy`, the node agent's own API.
+    Proxy,
 }
 
 impl Subresource {
@@ -41,7 +51,24 @@ impl Subresource {
             Subresource::Binding => "binding",
             Subresource::Eviction => "eviction",
             Subresource::Finalize => "finalize",
+            Subresource::Attach => "attach",
+            Subresource::Exec => "exec",
+            Subresource::Log => "log",
+            Subresource::PortForward => "portforward",
+            Subresource::Proxy => "proxy",
         }
+    }
+
+    /// Whether the node agent serves it (proxied by [`crate::handlers::proxy`]).
+    pub fn is_connect(self) -> bool {
+        matches!(
+            self,
+            Subresource::Attach
+                | Subresource::Exec
+                | Subresource::Log
+                | Subresource::PortForward
+                | Subresource::Proxy
+        )
     }
 }
 
