@@ -1,1 +1,0 @@
-//! Pod volumes: emptyDir, configMap, secret, hostPath, downwardAPI and projected.
