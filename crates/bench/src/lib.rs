@@ -11,11 +11,13 @@
 //! - [`scenarios`]: the measured phases.
 //! - [`cpu`]: CPU used by the server, the client and other processes during each phase.
 //! - [`stats`], [`report`]: percentiles and the table.
+//! - [`controlplane`], [`node`]: the `--controlplane` and `--node` benchmarks.
 
 pub mod client;
 pub mod controlplane;
 pub mod cpu;
 mod error;
+pub mod node;
 pub mod pods;
 pub mod report;
 pub mod scenarios;

@@ -22,6 +22,16 @@ struct Args {
     /// Benchmark the control plane instead (controllers, scheduler, simulated nodes).
     #[arg(long)]
     controlplane: bool,
+    /// Benchmark a real node agent instead (pod startup, raw CRI floor, agent RSS); run it
+    /// under `flock /tmp/r8s-node.lock` (one agent per machine).
+    #[arg(long)]
+    node: bool,
+    /// Pods created one at a time by `--node`.
+    #[arg(long, default_value_t = 50)]
+    pods: usize,
+    /// The local registry `--node` pulls from (started with `images/setup.sh` if silent).
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    registry: String,
     /// Simulated nodes for `--controlplane` (default 5,000; 500 with `--quick`).
     #[arg(long)]
     nodes: Option<usize>,
@@ -52,7 +62,15 @@ fn main() -> ExitCode {
     };
     let started = std::time::Instant::now();
     let progress = |line: &str| eprintln!("[{:>5.1} s] {line}", started.elapsed().as_secs_f64());
-    let result = if args.controlplane {
+    let result = if args.node {
+        let plan = bench::node::Plan {
+            pods: args.pods.max(1),
+            raw_runs: args.pods.clamp(1, 50),
+            registry: args.registry,
+            ..bench::node::Plan::default()
+        };
+        rt.block_on(bench::node::run(&opts.r8s, &plan, &progress))
+    } else if args.controlplane {
         let mut cp = if args.quick {
             bench::controlplane::Plan::quick()
         } else {
