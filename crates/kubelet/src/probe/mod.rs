@@ -551,8 +551,11 @@ async fn run_worker(
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = ticker.tick() => {}
-            _ = trigger.notified() => {}
+            // Probe now, and the next regular probe a period later.
+            _ = trigger.notified() => ticker.reset(),
         }
+        // A trigger that raced with the tick is served by this probe.
+        let _ = futures::FutureExt::now_or_never(trigger.notified());
         if Instant::now() < probing_from {
             continue;
         }
