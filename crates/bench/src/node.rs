@@ -95,10 +95,11 @@ pub async fn run(r8s: &Path, plan: &Plan, progress: &dyn Fn(&str)) -> Result<Rep
             .push(format!("1-minute load average before the run: {load:.2}"));
     }
     if ensure_registry(&plan.registry, progress).await? {
-        report.notes.push(format!(
+        report.notes.push(
             "the registry was started by images/setup.sh and keeps running for later runs \
              (stop it with images/registry.sh stop target/r8s-images/registry)"
-        ));
+                .into(),
+        );
     }
     let srv = ServerProcess::start_with_args(r8s, &[]).await?;
     let data = srv.root().join("data");
@@ -829,8 +830,10 @@ fn random_uid() -> String {
 }
 
 /// Per-pod intervals from the watch and containerd's timestamps (wall clock, nanoseconds):
-/// create → ack → scheduled (watch) → RunPodSandbox begins → CreateContainer begins →
-/// container started → Running (watch).
+/// create → ack → scheduled (watch) → the sandbox's containerd record (containerd 1.6 takes
+/// the sandbox's `created_at` from it, made a few ms into RunPodSandbox) → the container's
+/// `created_at` (set at the end of CreateContainer) → `started_at` (StartContainer) → Running
+/// (watch).
 async fn breakdown(cri: &Cri, runs: &[PodRun], watch: &Watch) -> Vec<(String, Vec<Duration>)> {
     let mut rt = cri.runtime.clone();
     let mut sandboxes: HashMap<String, (String, i64)> = HashMap::new();
@@ -876,10 +879,10 @@ async fn breakdown(cri: &Cri, runs: &[PodRun], watch: &Watch) -> Vec<(String, Ve
     let labels = [
         "create call → API ack",
         "API ack → watch shows it scheduled",
-        "scheduled → RunPodSandbox begins (containerd clock)",
-        "RunPodSandbox begins → CreateContainer begins",
-        "CreateContainer begins → container started",
-        "container started → watch shows Running",
+        "scheduled → sandbox container record (early in RunPodSandbox; containerd clock)",
+        "→ container created (rest of RunPodSandbox, agent, CreateContainer)",
+        "→ container started (StartContainer)",
+        "container started → watch shows Running (agent's status write)",
     ];
     let mut out: Vec<(String, Vec<Duration>)> =
         labels.iter().map(|l| (l.to_string(), Vec::new())).collect();
