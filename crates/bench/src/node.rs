@@ -54,6 +54,8 @@ const POD_TIMEOUT: Duration = Duration::from_secs(30);
 const WARMUP_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the node may take to register and be Ready.
 const NODE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the idle CPU is sampled after the last pod.
+const IDLE_WINDOW: Duration = Duration::from_secs(5);
 /// How long cleanup waits for the agent to remove every container.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -86,7 +88,9 @@ fn kube_err(what: &str) -> impl Fn(kube::Error) -> BenchError + '_ {
     move |e| BenchError::Unexpected(format!("{what}: {e}"))
 }
 
-/// Runs the node benchmark with the `r8s` binary at `r8s`.
+/// Runs the node benchmark with the `r8s` binary at `r8s`. Errors before the agent runs are
+/// returned; a phase that fails later (or Ctrl-C) ends the run with a failed figure and the
+/// agent's log tail in the report, after the same cleanup.
 pub async fn run(r8s: &Path, plan: &Plan, progress: &dyn Fn(&str)) -> Result<Report, BenchError> {
     let mut report = Report::default();
     if let Some(load) = crate::cpu::load_average().await {
@@ -141,6 +145,11 @@ pub async fn run(r8s: &Path, plan: &Plan, progress: &dyn Fn(&str)) -> Result<Rep
         _ = tokio::signal::ctrl_c() => Err(BenchError::Unexpected("interrupted".into())),
     };
     if let Err(e) = &outcome {
+        report.figures.push(Figure::failed(
+            "node benchmark",
+            e.to_string(),
+            "every phase",
+        ));
         report.notes.push(format!(
             "run stopped early: {e}\nagent log tail:\n{}",
             tail(&agent.log, 20)
@@ -150,7 +159,7 @@ pub async fn run(r8s: &Path, plan: &Plan, progress: &dyn Fn(&str)) -> Result<Rep
     let cleanup_notes = cleanup(&env, agent).await;
     report.notes.extend(cleanup_notes);
     srv.stop().await;
-    outcome.map(|()| report)
+    Ok(report)
 }
 
 /// What the phases need from the started processes.
@@ -502,6 +511,8 @@ impl RawRun {
 struct NodeMemory {
     agent_kib: u64,
     agent_hwm_kib: u64,
+    agent_anon_kib: u64,
+    agent_file_kib: u64,
     containerd_kib: u64,
     shims: usize,
     shims_rss_kib: u64,
@@ -599,6 +610,13 @@ async fn phases(
     }
     let usage = meters.usage().await;
     let end_memory = node_memory(env).await;
+    progress(&format!(
+        "{IDLE_WINDOW:?} idle with {} pods (CPU)",
+        plan.pods
+    ));
+    let idle = Meters::start(env).await;
+    tokio::time::sleep(IDLE_WINDOW).await;
+    let idle_usage = idle.usage().await;
 
     // Report.
     let lat: Vec<Duration> = runs.iter().map(|r| r.running - r.sent).collect();
@@ -635,6 +653,12 @@ async fn phases(
     if let Some(u) = usage {
         report.figures.push(Figure::info(
             format!("CPU during the {} pods (mean, % of one core)", plan.pods),
+            u,
+        ));
+    }
+    if let Some(u) = idle_usage {
+        report.figures.push(Figure::info(
+            format!("CPU idle with {} pods Running (% of one core)", plan.pods),
             u,
         ));
     }
@@ -985,8 +1009,10 @@ fn mib(kib: u64) -> f64 {
 fn push_memory(report: &mut Report, m: &NodeMemory, pods: usize, target: bool) {
     let name = format!("agent RSS with {pods} pods Running");
     let value = format!(
-        "VmRSS {:.1} MiB (VmHWM {:.1} MiB)",
+        "VmRSS {:.1} MiB (anon {:.1}, file {:.1}; VmHWM {:.1} MiB)",
         mib(m.agent_kib),
+        mib(m.agent_anon_kib),
+        mib(m.agent_file_kib),
         mib(m.agent_hwm_kib)
     );
     if target {
@@ -1069,6 +1095,8 @@ async fn node_memory(env: &Env) -> NodeMemory {
     {
         m.agent_kib = kib_field(&st, "VmRSS").unwrap_or(0);
         m.agent_hwm_kib = kib_field(&st, "VmHWM").unwrap_or(0);
+        m.agent_anon_kib = kib_field(&st, "RssAnon").unwrap_or(0);
+        m.agent_file_kib = kib_field(&st, "RssFile").unwrap_or(0);
     }
     if let Some(pid) = containerd_pid(&env.data).await
         && let Some(st) = proc_status(pid).await
