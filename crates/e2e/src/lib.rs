@@ -255,6 +255,11 @@ impl<'a> Namespace<'a> {
         self.server.kubectl_stdin(&all, input)
     }
 
+    /// The server the namespace lives on.
+    pub fn server(&self) -> &'a TestServer {
+        self.server
+    }
+
     /// `kubectl get <what> -o jsonpath=<path> -n <namespace>`.
     pub fn jsonpath(&self, what: &str, path: &str) -> String {
         self.kubectl_ok(&["get", what, "-o", &format!("jsonpath={path}")])

@@ -201,6 +201,9 @@ pub fn http_get(host: &str, port: u16, path: &str) -> Result<(u16, String), Stri
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| format!("not HTTP: {text:?}"))?;
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
     Ok((code, body))
 }

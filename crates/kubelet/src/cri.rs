@@ -58,8 +58,7 @@ impl Cri {
                 source,
             })?;
         Ok(Cri {
-            runtime: RuntimeServiceClient::new(channel.clone())
-                .max_decoding_message_size(64 << 20),
+            runtime: RuntimeServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20),
             images: ImageServiceClient::new(channel).max_decoding_message_size(64 << 20),
         })
     }

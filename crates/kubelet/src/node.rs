@@ -334,7 +334,11 @@ pub async fn register(
             if !missing.is_empty() {
                 let patch = json!({ "metadata": { "labels": missing } });
                 nodes
-                    .patch(&info.name, &PatchParams::default(), &Patch::Strategic(patch))
+                    .patch(
+                        &info.name,
+                        &PatchParams::default(),
+                        &Patch::Strategic(patch),
+                    )
                     .await?;
             }
             let conds = existing
@@ -358,7 +362,11 @@ pub async fn report_status(
     let status = info.status(current, readiness, Timestamp::now());
     let patch = json!({ "status": status });
     nodes
-        .patch_status(&info.name, &PatchParams::default(), &Patch::Strategic(patch))
+        .patch_status(
+            &info.name,
+            &PatchParams::default(),
+            &Patch::Strategic(patch),
+        )
         .await?;
     Ok(())
 }
@@ -420,7 +428,11 @@ impl LeaseKeeper {
                     spec.holder_identity = Some(self.name.clone());
                     spec.lease_duration_seconds = Some(LEASE_DURATION_SECONDS);
                 }
-                match self.api.replace(&self.name, &PostParams::default(), &l).await {
+                match self
+                    .api
+                    .replace(&self.name, &PostParams::default(), &l)
+                    .await
+                {
                     Ok(l) => l,
                     Err(_) => self.get_or_create().await?,
                 }
@@ -487,7 +499,10 @@ mod tests {
         assert_eq!(alloc["memory"].0, "897600Ki");
         assert_eq!(cap["cpu"].0, "2");
         assert_eq!(alloc["pods"].0, "110");
-        assert_eq!(alloc["ephemeral-storage"].0, ((10u64 << 30) / 10 * 9).to_string());
+        assert_eq!(
+            alloc["ephemeral-storage"].0,
+            ((10u64 << 30) / 10 * 9).to_string()
+        );
     }
 
     #[test]

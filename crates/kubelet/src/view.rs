@@ -65,17 +65,22 @@ pub fn log_container_id(
         if let Some(id) = last {
             return Ok(id);
         }
-        let reason = w.reason.clone().unwrap_or_else(|| "ContainerCreating".into());
+        let reason = w
+            .reason
+            .clone()
+            .unwrap_or_else(|| "ContainerCreating".into());
         let msg = match reason.as_str() {
             "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull" => {
                 format!(
                     "container \"{container}\" in pod \"{pod}\" is waiting to start: trying and failing to pull image"
                 )
             }
-            "CreateContainerConfigError" | "CreateContainerError" => format!(
-                "container \"{container}\" in pod \"{pod}\" is waiting to start: {reason}"
-            ),
-            _ => format!("container \"{container}\" in pod \"{pod}\" is waiting to start: {reason}"),
+            "CreateContainerConfigError" | "CreateContainerError" => {
+                format!("container \"{container}\" in pod \"{pod}\" is waiting to start: {reason}")
+            }
+            _ => {
+                format!("container \"{container}\" in pod \"{pod}\" is waiting to start: {reason}")
+            }
         };
         return Err(msg);
     }
@@ -174,8 +179,14 @@ mod tests {
             last_state: Some(terminated("containerd://a")),
             ..Default::default()
         };
-        assert_eq!(log_container_id(Some(&running), "c", "p", false).unwrap(), "containerd://b");
-        assert_eq!(log_container_id(Some(&running), "c", "p", true).unwrap(), "containerd://a");
+        assert_eq!(
+            log_container_id(Some(&running), "c", "p", false).unwrap(),
+            "containerd://b"
+        );
+        assert_eq!(
+            log_container_id(Some(&running), "c", "p", true).unwrap(),
+            "containerd://a"
+        );
         let crash = ContainerStatus {
             state: Some(ContainerState {
                 waiting: Some(ContainerStateWaiting {
@@ -186,7 +197,10 @@ mod tests {
             }),
             ..running.clone()
         };
-        assert_eq!(log_container_id(Some(&crash), "c", "p", false).unwrap(), "containerd://a");
+        assert_eq!(
+            log_container_id(Some(&crash), "c", "p", false).unwrap(),
+            "containerd://a"
+        );
         let fresh = ContainerStatus {
             last_state: None,
             ..running

@@ -24,9 +24,106 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the control plane: API server with the embedded store, controllers, scheduler.
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Run simulated nodes (like kwok) against a running server.
     Sim(SimCommandArgs),
+    /// Run a node agent (kubelet: containerd + runc + CNI) against a running server.
+    Agent(AgentCommandArgs),
+}
+
+#[derive(clap::Args)]
+struct AgentCommandArgs {
+    /// Kubeconfig of the cluster to join.
+    #[arg(
+        long,
+        env = "KUBECONFIG",
+        default_value = "/var/lib/r8s/kubeconfig.yaml"
+    )]
+    kubeconfig: PathBuf,
+    /// Folder that holds the agent's state (`<data-dir>/agent`) and the cluster CA
+    /// (`<data-dir>/server/tls`).
+    #[arg(
+        long,
+        short = 'd',
+        env = "R8S_DATA_DIR",
+        default_value = "/var/lib/r8s"
+    )]
+    data_dir: PathBuf,
+    #[command(flatten)]
+    agent: AgentArgs,
+}
+
+#[derive(clap::Args)]
+struct AgentArgs {
+    /// Node name of the agent (default: the host name).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// IP address the node reports (default: the address of the default route's interface).
+    #[arg(long)]
+    node_ip: Option<IpAddr>,
+    /// CRI socket of an existing container runtime; by default the agent runs its own
+    /// containerd.
+    #[arg(long)]
+    container_runtime_endpoint: Option<PathBuf>,
+    /// Cluster DNS server IPs given to pods.
+    #[arg(long, value_delimiter = ',', default_value = "10.43.0.10")]
+    cluster_dns: Vec<IpAddr>,
+    /// Cluster domain.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// Where container logs are written.
+    #[arg(long, default_value = "/var/log/pods")]
+    pod_log_dir: PathBuf,
+    /// The sandbox (pause) image.
+    #[arg(long, default_value = "registry.k8s.io/pause:3.10")]
+    pod_infra_container_image: String,
+    /// A plain-http registry (`host:port`) used as mirror of docker.io and registry.k8s.io.
+    #[arg(long)]
+    registry_mirror: Option<String>,
+    /// Maximum number of pods on the node.
+    #[arg(long, default_value_t = 110)]
+    max_pods: u32,
+    /// Extra node labels, `key=value`.
+    #[arg(long = "node-label", value_delimiter = ',')]
+    node_labels: Vec<String>,
+    /// Port of the agent's HTTPS server (logs, exec, port-forward).
+    #[arg(long, default_value_t = 10250)]
+    kubelet_port: u16,
+}
+
+impl AgentArgs {
+    fn config(&self, data_dir: &std::path::Path) -> anyhow::Result<kubelet::Config> {
+        let name = match &self.node_name {
+            Some(n) => n.clone(),
+            None => hostname::get()
+                .context("reading the host name")?
+                .to_string_lossy()
+                .to_lowercase(),
+        };
+        let tls = data_dir.join("server").join("tls");
+        let mut c = kubelet::Config::new(
+            &name,
+            data_dir.join("agent"),
+            tls.join("server-ca.crt"),
+            tls.join("server-ca.key"),
+        );
+        c.node_ip = self.node_ip;
+        c.container_runtime_endpoint = self.container_runtime_endpoint.clone();
+        c.cluster_dns = self.cluster_dns.clone();
+        c.cluster_domain = self.cluster_domain.clone();
+        c.pod_log_dir = self.pod_log_dir.clone();
+        c.sandbox_image = self.pod_infra_container_image.clone();
+        c.registry_mirror = self.registry_mirror.clone();
+        c.max_pods = self.max_pods;
+        c.server_addr = std::net::SocketAddr::from(([0, 0, 0, 0], self.kubelet_port));
+        for l in &self.node_labels {
+            let (k, v) = l
+                .split_once('=')
+                .with_context(|| format!("invalid --node-label {l:?} (want key=value)"))?;
+            c.node_labels.insert(k.to_string(), v.to_string());
+        }
+        Ok(c)
+    }
 }
 
 #[derive(clap::Args)]
@@ -127,6 +224,11 @@ struct ServerArgs {
     /// Simulated nodes run inside the server (0 = none).
     #[command(flatten)]
     sim: SimArgs,
+    /// Do not run a node agent (kubelet) for this host.
+    #[arg(long)]
+    disable_agent: bool,
+    #[command(flatten)]
+    agent: AgentArgs,
 }
 
 /// Parses a Go-style duration: `50s`, `1m30s`, `500ms`, `2h`.
@@ -178,8 +280,9 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     match cli.command {
-        Command::Server(args) => rt.block_on(server(args)),
+        Command::Server(args) => rt.block_on(server(*args)),
         Command::Sim(args) => rt.block_on(sim_command(args)),
+        Command::Agent(args) => rt.block_on(agent_command(args)),
     }
 }
 
@@ -308,6 +411,17 @@ fn start_components(
             shutdown.clone(),
         ));
     }
+    if !args.disable_agent {
+        let config = args.agent.config(&args.data_dir)?;
+        let client = client(&format!("system:node:{}", config.node_name));
+        let factory = factory.clone();
+        let shutdown = shutdown.clone();
+        set.spawn(async move {
+            if let Err(e) = kubelet::run(config, client, factory, shutdown).await {
+                tracing::error!(error = %e, "the node agent stopped");
+            }
+        });
+    }
     if args.sim.nodes > 0 {
         let cfg = sim_config(&args.sim, args.fast_node_failover);
         let client = client("system:node:sim");
@@ -322,13 +436,44 @@ fn start_components(
     Ok(set)
 }
 
-async fn sim_command(args: SimCommandArgs) -> anyhow::Result<()> {
-    let kubeconfig = kube::config::Kubeconfig::read_from(&args.kubeconfig)
-        .with_context(|| format!("reading {}", args.kubeconfig.display()))?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+async fn client_from(kubeconfig: &std::path::Path) -> anyhow::Result<kube::Client> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)
+        .with_context(|| format!("reading {}", kubeconfig.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
         .await
         .context("loading the kubeconfig")?;
-    let client = kube::Client::try_from(config).context("creating the API client")?;
+    kube::Client::try_from(config).context("creating the API client")
+}
+
+async fn agent_command(args: AgentCommandArgs) -> anyhow::Result<()> {
+    let client = client_from(&args.kubeconfig).await?;
+    let config = args.agent.config(&args.data_dir)?;
+    let shutdown = CancellationToken::new();
+    let factory = informers::Factory::new(client.clone(), shutdown.clone());
+    let name = config.node_name.clone();
+    let mut task = tokio::spawn(kubelet::run(config, client, factory, shutdown.clone()));
+    eprintln!("r8s agent: node {name} running");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing SIGTERM handler")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+        r = &mut task => {
+            return match r {
+                Ok(Err(e)) => Err(anyhow::anyhow!(e).context("the node agent failed")),
+                _ => Ok(()),
+            };
+        }
+    }
+    shutdown.cancel();
+    match tokio::time::timeout(Duration::from_secs(15), task).await {
+        Ok(Ok(Err(e))) => Err(anyhow::anyhow!(e).context("the node agent failed")),
+        _ => Ok(()),
+    }
+}
+
+async fn sim_command(args: SimCommandArgs) -> anyhow::Result<()> {
+    let client = client_from(&args.kubeconfig).await?;
     let shutdown = CancellationToken::new();
     let factory = informers::Factory::new(client.clone(), shutdown.clone());
     let cfg = sim_config(&args.sim, false);

@@ -90,6 +90,18 @@ pub struct Shared {
     pub shutdown: CancellationToken,
 }
 
+/// Whether an update changes what the agent acts on (`podsDifferSemantically`: everything but
+/// the status and the resource version).
+pub fn differs_semantically(old: &Pod, new: &Pod) -> bool {
+    let (o, n) = (&old.metadata, &new.metadata);
+    old.spec != new.spec
+        || o.labels != n.labels
+        || o.annotations != n.annotations
+        || o.deletion_timestamp != n.deletion_timestamp
+        || o.deletion_grace_period_seconds != n.deletion_grace_period_seconds
+        || o.uid != n.uid
+}
+
 /// ConfigMaps and Secrets from shared informers.
 pub struct Objects {
     /// ConfigMaps.
@@ -163,7 +175,10 @@ impl Shared {
         notify.notify_one();
         workers.insert(uid.to_string(), notify.clone());
         drop(workers);
-        tokio::spawn(self.clone().worker(uid.to_string(), key.to_string(), notify));
+        tokio::spawn(
+            self.clone()
+                .worker(uid.to_string(), key.to_string(), notify),
+        );
     }
 
     /// Wakes the worker of a pod if it has one.
@@ -218,7 +233,10 @@ impl Shared {
     }
 
     /// Dispatches pod events to workers.
-    pub async fn run_dispatch(self: Arc<Self>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Event<Pod>>) {
+    pub async fn run_dispatch(
+        self: Arc<Self>,
+        mut rx: tokio::sync::mpsc::UnboundedReceiver<Event<Pod>>,
+    ) {
         loop {
             let ev = tokio::select! {
                 _ = self.shutdown.cancelled() => return,
@@ -234,6 +252,9 @@ impl Shared {
             let key = informers::key_of(&*pod);
             match ev {
                 Event::Deleted(_) => self.wake_existing(&uid),
+                // Like upstream's pod config source, status-only updates (most of them the
+                // agent's own writes) are not a reason to sync.
+                Event::Updated(old, new) if !differs_semantically(&old, &new) => {}
                 _ => self.wake(&uid, &key),
             }
         }

@@ -162,9 +162,8 @@ pub async fn pod_runtime(cri: &Cri, uid: &str) -> Result<PodRuntime, CriError> {
             created_at: s.created_at,
         });
     }
-    out.sandboxes.sort_by(|a, b| {
-        (b.attempt, b.created_at).cmp(&(a.attempt, a.created_at))
-    });
+    out.sandboxes
+        .sort_by_key(|x| std::cmp::Reverse((x.attempt, x.created_at)));
     for c in containers {
         let st = match rt
             .container_status(api::ContainerStatusRequest {
@@ -207,8 +206,7 @@ pub async fn pod_runtime(cri: &Cri, uid: &str) -> Result<PodRuntime, CriError> {
             log_path: st.log_path,
         });
     }
-    out.instances.sort_by(|a, b| {
-        (b.attempt, b.created_at).cmp(&(a.attempt, a.created_at))
-    });
+    out.instances
+        .sort_by_key(|x| std::cmp::Reverse((x.attempt, x.created_at)));
     Ok(out)
 }

@@ -56,12 +56,8 @@ pub struct NodeContext {
 
 /// The `<ns>_<name>_<uid>` directory name of a pod's logs.
 pub fn log_dir(ctx: &NodeContext, pod: &Pod) -> PathBuf {
-    ctx.pod_log_dir.join(format!(
-        "{}_{}_{}",
-        ns_of(pod),
-        name_of(pod),
-        uid_of(pod)
-    ))
+    ctx.pod_log_dir
+        .join(format!("{}_{}_{}", ns_of(pod), name_of(pod), uid_of(pod)))
 }
 
 /// The pod's name.
@@ -102,7 +98,9 @@ pub fn qos_class(pod: &Pod) -> &'static str {
         let req = r.and_then(|r| r.requests.as_ref());
         let lim = r.and_then(|r| r.limits.as_ref());
         for res in ["cpu", "memory"] {
-            let rq = req.and_then(|m| m.get(res)).or(lim.and_then(|m| m.get(res)));
+            let rq = req
+                .and_then(|m| m.get(res))
+                .or(lim.and_then(|m| m.get(res)));
             let lm = lim.and_then(|m| m.get(res));
             if rq.is_some_and(|q| parse_quantity(q).unwrap_or(0.0) != 0.0)
                 || lm.is_some_and(|q| parse_quantity(q).unwrap_or(0.0) != 0.0)
@@ -204,10 +202,12 @@ pub fn container_resources(pod: &Pod, c: &Container) -> api::LinuxContainerResou
     let oom = match qos_class(pod) {
         "Guaranteed" => -997,
         "BestEffort" => 1000,
-        _ => 1000 - (1000 * resource(c, "requests", "memory").unwrap_or(0.0) as i64)
-            .checked_div(2 * 1024 * 1024 * 1024)
-            .unwrap_or(0)
-            .clamp(2, 999),
+        _ => {
+            1000 - (1000 * resource(c, "requests", "memory").unwrap_or(0.0) as i64)
+                .checked_div(2 * 1024 * 1024 * 1024)
+                .unwrap_or(0)
+                .clamp(2, 999)
+        }
     };
     api::LinuxContainerResources {
         cpu_period: if quota > 0 { PERIOD } else { 0 },
@@ -570,8 +570,11 @@ pub fn valid_image_ref(image: &str) -> bool {
     if let Some(t) = tag {
         let ok = !t.is_empty()
             && t.len() <= 128
-            && t.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-            && t.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+            && t.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
         if !ok {
             return false;
         }
@@ -596,8 +599,12 @@ pub fn valid_image_ref(image: &str) -> bool {
     !parts.is_empty()
         && parts.iter().all(|p| {
             !p.is_empty()
-                && p.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-                && p.chars().last().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && p.chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && p.chars()
+                    .last()
+                    .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
                 && p.chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
         })
@@ -756,11 +763,7 @@ pub struct ContainerParams<'a> {
 }
 
 /// The CreateContainer config.
-pub fn container_config(
-    pod: &Pod,
-    c: &Container,
-    p: ContainerParams<'_>,
-) -> api::ContainerConfig {
+pub fn container_config(pod: &Pod, c: &Container, p: ContainerParams<'_>) -> api::ContainerConfig {
     let mut labels = HashMap::new();
     labels.insert(LABEL_POD_NAME.to_string(), name_of(pod).to_string());
     labels.insert(LABEL_POD_NAMESPACE.to_string(), ns_of(pod).to_string());
@@ -835,7 +838,9 @@ pub fn container_config(
                     .and_then(|s| s.run_as_group)
                     .or(psc.and_then(|s| s.run_as_group))
                     .map(|value| api::Int64Value { value }),
-                readonly_rootfs: sc.and_then(|s| s.read_only_root_filesystem).unwrap_or(false),
+                readonly_rootfs: sc
+                    .and_then(|s| s.read_only_root_filesystem)
+                    .unwrap_or(false),
                 supplemental_groups: psc
                     .and_then(|s| s.supplemental_groups.clone())
                     .unwrap_or_default(),
@@ -946,7 +951,10 @@ mod tests {
         let b = pod(vec![c(res(&[("cpu", "100m")], &[]))]);
         assert_eq!(qos_class(&b), "Burstable");
         let r = container_resources(&b, &b.spec.as_ref().unwrap().containers[0]);
-        assert_eq!((r.cpu_shares, r.cpu_quota, r.memory_limit_in_bytes), (102, 0, 0));
+        assert_eq!(
+            (r.cpu_shares, r.cpu_quota, r.memory_limit_in_bytes),
+            (102, 0, 0)
+        );
         assert_eq!(milli_cpu_to_shares(1), 2);
     }
 
@@ -1007,7 +1015,12 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            vec![("A", "x"), ("B", "x-$(NOPE)-$(A)"), ("POD", "web"), ("MODE", "fast")]
+            vec![
+                ("A", "x"),
+                ("B", "x-$(NOPE)-$(A)"),
+                ("POD", "web"),
+                ("MODE", "fast")
+            ]
         );
         let err = container_env(&p, &c, &ctx(), None, &NoObjects(None)).unwrap_err();
         assert_eq!(err.0, "configmap \"cfg\" not found");
@@ -1027,7 +1040,16 @@ mod tests {
         ] {
             assert!(valid_image_ref(ok), "{ok}");
         }
-        for bad in ["", "NGINX", "nginx:", "nginx::1", "-x", "nginx@sha256:zz", "a//b", "nginx:-x"] {
+        for bad in [
+            "",
+            "NGINX",
+            "nginx:",
+            "nginx::1",
+            "-x",
+            "nginx@sha256:zz",
+            "a//b",
+            "nginx:-x",
+        ] {
             assert!(!valid_image_ref(bad), "{bad}");
         }
     }

@@ -57,7 +57,12 @@ fn container_id(i: &Instance) -> String {
 
 fn terminated(i: &Instance) -> ContainerState {
     let reason = if i.reason.is_empty() {
-        if i.exit_code == 0 { "Completed" } else { "Error" }.to_string()
+        if i.exit_code == 0 {
+            "Completed"
+        } else {
+            "Error"
+        }
+        .to_string()
     } else {
         i.reason.clone()
     };
@@ -213,11 +218,7 @@ pub const OWNED_CONDITIONS: [&str; 4] = [
 ];
 
 /// The pod's phase from its container statuses (`getPhase`).
-pub fn phase(
-    pod: &Pod,
-    init: &[ContainerStatus],
-    containers: &[ContainerStatus],
-) -> &'static str {
+pub fn phase(pod: &Pod, init: &[ContainerStatus], containers: &[ContainerStatus]) -> &'static str {
     let policy = restart_policy(pod);
     let mut pending_init = false;
     let mut failed_init = false;
@@ -235,7 +236,11 @@ pub fn phase(
             }
             Some(ContainerState {
                 waiting: Some(_), ..
-            }) if s.last_state.as_ref().is_some_and(|l| l.terminated.is_some()) => {
+            }) if s
+                .last_state
+                .as_ref()
+                .is_some_and(|l| l.terminated.is_some()) =>
+            {
                 failed_init = true;
                 pending_init = true;
             }
@@ -258,7 +263,10 @@ pub fn phase(
                 }
             }
             _ => {
-                if s.last_state.as_ref().is_some_and(|l| l.terminated.is_some()) {
+                if s.last_state
+                    .as_ref()
+                    .is_some_and(|l| l.terminated.is_some())
+                {
                     stopped += 1;
                 } else {
                     waiting_n += 1;
@@ -324,7 +332,11 @@ pub fn pod_status(inp: &Inputs<'_>) -> PodStatus {
         && let Some(p) = old.and_then(|s| s.phase.as_deref())
         && matches!(p, "Succeeded" | "Failed")
     {
-        phase = if p == "Succeeded" { "Succeeded" } else { "Failed" };
+        phase = if p == "Succeeded" {
+            "Succeeded"
+        } else {
+            "Failed"
+        };
     }
     let terminal = matches!(phase, "Succeeded" | "Failed");
     let sandbox = inp.runtime.latest_sandbox();
@@ -360,7 +372,10 @@ pub fn pod_status(inp: &Inputs<'_>) -> PodStatus {
     } else {
         (
             Some("ContainersNotReady"),
-            Some(format!("containers with unready status: [{}]", unready.join(" "))),
+            Some(format!(
+                "containers with unready status: [{}]",
+                unready.join(" ")
+            )),
         )
     };
     let init_cond = if terminal && !initialized && init.is_empty() {
@@ -382,7 +397,14 @@ pub fn pod_status(inp: &Inputs<'_>) -> PodStatus {
     };
     let sandbox_ready = sandbox.is_some_and(|s| s.ready);
     let mut conditions = vec![
-        condition(old, "PodReadyToStartContainers", sandbox_ready, None, None, now),
+        condition(
+            old,
+            "PodReadyToStartContainers",
+            sandbox_ready,
+            None,
+            None,
+            now,
+        ),
         init_cond,
         condition(
             old,
@@ -402,7 +424,11 @@ pub fn pod_status(inp: &Inputs<'_>) -> PodStatus {
         ),
     ];
     // Conditions others own (PodScheduled, DisruptionTarget, readiness gates) stay.
-    for c in old.and_then(|s| s.conditions.as_ref()).into_iter().flatten() {
+    for c in old
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+    {
         if !OWNED_CONDITIONS.contains(&c.type_.as_str()) {
             conditions.push(c.clone());
         }
@@ -424,9 +450,9 @@ pub fn pod_status(inp: &Inputs<'_>) -> PodStatus {
         }]),
         pod_ip: pod_ip.clone(),
         pod_ips: pod_ip.map(|ip| vec![PodIP { ip }]),
-        start_time: old
-            .and_then(|s| s.start_time.clone())
-            .or(Some(Time(Timestamp::from_second(now.as_second()).unwrap_or(now)))),
+        start_time: old.and_then(|s| s.start_time.clone()).or(Some(Time(
+            Timestamp::from_second(now.as_second()).unwrap_or(now),
+        ))),
         qos_class: Some(qos_class(pod).to_string()),
         init_container_statuses: (!init.is_empty()).then_some(init),
         container_statuses: Some(statuses),
@@ -472,7 +498,11 @@ mod tests {
             state,
             created_at: 1_000_000_000,
             started_at: 2_000_000_000,
-            finished_at: if state == State::Exited { 3_000_000_000 } else { 0 },
+            finished_at: if state == State::Exited {
+                3_000_000_000
+            } else {
+                0
+            },
             exit_code: exit,
             reason: String::new(),
             message: String::new(),
@@ -514,7 +544,14 @@ mod tests {
         assert_eq!(s.phase.as_deref(), Some("Pending"));
         let cs = &s.container_statuses.as_ref().unwrap()[0];
         assert_eq!(
-            cs.state.as_ref().unwrap().waiting.as_ref().unwrap().reason.as_deref(),
+            cs.state
+                .as_ref()
+                .unwrap()
+                .waiting
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
             Some("ContainerCreating")
         );
         let rt = PodRuntime {
@@ -528,7 +565,12 @@ mod tests {
         assert!(cs.ready);
         assert_eq!(cs.container_id.as_deref(), Some("containerd://web0"));
         assert_eq!(cs.image_id, "docker.io/library/nginx@sha256:ab");
-        let ready = s.conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
+        let ready = s
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
         assert_eq!(ready.status, "True");
     }
 
@@ -537,7 +579,10 @@ mod tests {
         let p = pod("Always", &["web"]);
         let rt = PodRuntime {
             sandboxes: vec![sandbox()],
-            instances: vec![inst("web", 3, State::Exited, 1), inst("web", 2, State::Exited, 1)],
+            instances: vec![
+                inst("web", 3, State::Exited, 1),
+                inst("web", 2, State::Exited, 1),
+            ],
         };
         let w = HashMap::from([(
             "web".to_string(),
@@ -551,7 +596,14 @@ mod tests {
         let cs = &s.container_statuses.as_ref().unwrap()[0];
         assert_eq!(cs.restart_count, 3);
         assert_eq!(
-            cs.state.as_ref().unwrap().waiting.as_ref().unwrap().reason.as_deref(),
+            cs.state
+                .as_ref()
+                .unwrap()
+                .waiting
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
             Some("CrashLoopBackOff")
         );
         let last = cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
@@ -576,15 +628,26 @@ mod tests {
             .clone()
             .unwrap();
         assert_eq!(t.reason.as_deref(), Some("Completed"));
-        let ready = s.conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
+        let ready = s
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
         assert_eq!(ready.reason.as_deref(), Some("PodCompleted"));
         let rt = PodRuntime {
             sandboxes: vec![sandbox()],
             instances: vec![inst("job", 0, State::Exited, 2)],
         };
-        assert_eq!(status(&p, &rt, &HashMap::new()).phase.as_deref(), Some("Failed"));
+        assert_eq!(
+            status(&p, &rt, &HashMap::new()).phase.as_deref(),
+            Some("Failed")
+        );
         let p = pod("OnFailure", &["job"]);
-        assert_eq!(status(&p, &rt, &HashMap::new()).phase.as_deref(), Some("Running"));
+        assert_eq!(
+            status(&p, &rt, &HashMap::new()).phase.as_deref(),
+            Some("Running")
+        );
     }
 
     #[test]
@@ -603,7 +666,12 @@ mod tests {
         };
         let s = status(&p, &rt, &w);
         assert_eq!(s.phase.as_deref(), Some("Pending"));
-        let cond = s.conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
+        let cond = s
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
         assert_eq!(
             cond.message.as_deref(),
             Some("containers with unready status: [web]")

@@ -52,7 +52,11 @@ fn restart_policy(pod: &Pod) -> &str {
 
 /// Whether the entry is still backing off an event at `since`; if not, doubles it
 /// (`flowcontrol.Backoff.IsInBackOffSince` + `Next`).
-fn backoff_check(map: &mut HashMap<String, Backoff>, key: &str, since: Instant) -> Option<Duration> {
+fn backoff_check(
+    map: &mut HashMap<String, Backoff>,
+    key: &str,
+    since: Instant,
+) -> Option<Duration> {
     let now = Instant::now();
     if let Some(b) = map.get(key)
         && now.duration_since(since) < b.delay
@@ -65,10 +69,13 @@ fn backoff_check(map: &mut HashMap<String, Backoff>, key: &str, since: Instant) 
         }
         _ => BACKOFF_INITIAL,
     };
-    map.insert(key.to_string(), Backoff {
-        delay,
-        updated: now,
-    });
+    map.insert(
+        key.to_string(),
+        Backoff {
+            delay,
+            updated: now,
+        },
+    );
     None
 }
 
@@ -133,10 +140,9 @@ pub async fn sync_pod(sh: &Arc<Shared>, pod: &Arc<Pod>) -> Result<Option<Duratio
     if !sandbox_ready {
         let ran_to_completion = policy == "Never"
             && !rt.instances.is_empty()
-            && containers.iter().all(|c| {
-                rt.latest(&c.name)
-                    .is_some_and(|i| i.state == State::Exited)
-            });
+            && containers
+                .iter()
+                .all(|c| rt.latest(&c.name).is_some_and(|i| i.state == State::Exited));
         if ran_to_completion {
             report_status(sh, pod, &rt, false).await?;
             return Ok(None);
@@ -221,14 +227,17 @@ pub async fn sync_pod(sh: &Arc<Shared>, pod: &Arc<Pod>) -> Result<Option<Duratio
                 if let Some(wait) = crash_backoff(sh, pod, c, since) {
                     min_requeue(wait);
                 } else {
-                    changed |= start_container(sh, pod, c, attempt, &sandbox, &prepared, &hosts_path).await?;
+                    changed |=
+                        start_container(sh, pod, c, attempt, &sandbox, &prepared, &hosts_path)
+                            .await?;
                 }
                 break;
             }
             other => {
                 init_done = false;
                 let attempt = other.map_or(0, |i| i.attempt + 1);
-                changed |= start_container(sh, pod, c, attempt, &sandbox, &prepared, &hosts_path).await?;
+                changed |=
+                    start_container(sh, pod, c, attempt, &sandbox, &prepared, &hosts_path).await?;
                 break;
             }
         }
@@ -254,7 +263,10 @@ pub async fn sync_pod(sh: &Arc<Shared>, pod: &Arc<Pod>) -> Result<Option<Duratio
                             &**pod,
                             EventType::Normal,
                             "Killing",
-                            format!("Container {} failed liveness probe, will be restarted", c.name),
+                            format!(
+                                "Container {} failed liveness probe, will be restarted",
+                                c.name
+                            ),
                         );
                         kill_container(sh, pod, c, &i).await?;
                         if let Some(st) = sh.states.lock().get_mut(&uid) {
@@ -263,7 +275,13 @@ pub async fn sync_pod(sh: &Arc<Shared>, pod: &Arc<Pod>) -> Result<Option<Duratio
                         changed = true;
                         if status::should_restart(&policy, 137) {
                             changed |= start_container(
-                                sh, pod, c, i.attempt + 1, &sandbox, &prepared, &hosts_path,
+                                sh,
+                                pod,
+                                c,
+                                i.attempt + 1,
+                                &sandbox,
+                                &prepared,
+                                &hosts_path,
                             )
                             .await?;
                         }
@@ -279,7 +297,13 @@ pub async fn sync_pod(sh: &Arc<Shared>, pod: &Arc<Pod>) -> Result<Option<Duratio
                         min_requeue(wait);
                     } else {
                         changed |= start_container(
-                            sh, pod, c, i.attempt + 1, &sandbox, &prepared, &hosts_path,
+                            sh,
+                            pod,
+                            c,
+                            i.attempt + 1,
+                            &sandbox,
+                            &prepared,
+                            &hosts_path,
                         )
                         .await?;
                     }
@@ -295,21 +319,28 @@ pub async fn sync_pod(sh: &Arc<Shared>, pod: &Arc<Pod>) -> Result<Option<Duratio
                         })
                         .await;
                     changed |= start_container(
-                        sh, pod, c, i.attempt + 1, &sandbox, &prepared, &hosts_path,
+                        sh,
+                        pod,
+                        c,
+                        i.attempt + 1,
+                        &sandbox,
+                        &prepared,
+                        &hosts_path,
                     )
                     .await?;
                 }
             }
         }
     }
-    // Containers with a waiting reason (image pull, config errors) are retried soon.
+    // Containers with a waiting reason (image pull, config errors) are retried after the pod
+    // worker back-off (upstream's 10 s), so ErrImagePull shows before ImagePullBackOff.
     if sh
         .states
         .lock()
         .get(&uid)
         .is_some_and(|s| !s.waiting.is_empty())
     {
-        min_requeue(Duration::from_secs(2));
+        min_requeue(Duration::from_secs(10));
     }
     if changed {
         rt = pod_runtime(&sh.cri, &uid).await?;
@@ -324,7 +355,15 @@ pub async fn sync_pod(sh: &Arc<Shared>, pod: &Arc<Pod>) -> Result<Option<Duratio
         })
         .collect();
     sh.probes.sync_pod(pod, pod_ip, &running);
-    report_status(sh, pod, &rt, false).await?;
+    if report_status(sh, pod, &rt, false).await? {
+        // Terminal now: nothing restarts; free the sandbox (and its IP), keep the containers
+        // for their logs.
+        sh.probes.remove_pod(&uid);
+        for s in rt.sandboxes.iter().filter(|s| s.ready) {
+            stop_sandbox(sh, &s.id).await?;
+        }
+        return Ok(None);
+    }
     Ok(requeue)
 }
 
@@ -340,10 +379,13 @@ fn set_waiting(sh: &Shared, uid: &str, name: &str, reason: &str, message: String
         .entry(uid.to_string())
         .or_default()
         .waiting
-        .insert(name.to_string(), Waiting {
-            reason: reason.to_string(),
-            message,
-        });
+        .insert(
+            name.to_string(),
+            Waiting {
+                reason: reason.to_string(),
+                message,
+            },
+        );
 }
 
 /// Restart back-off of a crashed container: `Some(remaining)` while it must wait (and the
@@ -354,7 +396,10 @@ fn crash_backoff(sh: &Shared, pod: &Pod, c: &Container, since: Instant) -> Optio
         let mut states = sh.states.lock();
         let st = states.entry(uid.to_string()).or_default();
         backoff_check(&mut st.restart_backoff, &c.name, since).map(|w| {
-            let delay = st.restart_backoff.get(&c.name).map_or(BACKOFF_INITIAL, |b| b.delay);
+            let delay = st
+                .restart_backoff
+                .get(&c.name)
+                .map_or(BACKOFF_INITIAL, |b| b.delay);
             (w, delay)
         })
     };
@@ -444,9 +489,7 @@ async fn ensure_image(sh: &Shared, pod: &Pod, c: &Container) -> Result<Option<St
         return Ok(Some(image));
     }
     if policy == "Never" {
-        let msg = format!(
-            "Container image \"{image}\" is not present with pull policy of Never"
-        );
+        let msg = format!("Container image \"{image}\" is not present with pull policy of Never");
         sh.recorder
             .event(pod, EventType::Warning, "ErrImageNeverPull", msg.clone());
         set_waiting(sh, uid, &c.name, "ErrImageNeverPull", msg);
@@ -527,10 +570,13 @@ async fn ensure_image(sh: &Shared, pod: &Pod, c: &Container) -> Result<Option<St
                     Some(b) => (b.delay * 2).min(BACKOFF_MAX),
                     None => BACKOFF_INITIAL,
                 };
-                st.pull_backoff.insert(image.clone(), Backoff {
-                    delay,
-                    updated: Instant::now(),
-                });
+                st.pull_backoff.insert(
+                    image.clone(),
+                    Backoff {
+                        delay,
+                        updated: Instant::now(),
+                    },
+                );
             }
             set_waiting(sh, uid, &c.name, "ErrImagePull", msg);
             Ok(None)
@@ -566,7 +612,13 @@ async fn start_container(
         Err(e) => {
             sh.recorder
                 .event(pod, EventType::Warning, "Failed", format!("Error: {e}"));
-            set_waiting(sh, uid, &c.name, "CreateContainerConfigError", e.to_string());
+            set_waiting(
+                sh,
+                uid,
+                &c.name,
+                "CreateContainerConfigError",
+                e.to_string(),
+            );
             return Ok(false);
         }
     };
@@ -579,12 +631,16 @@ async fn start_container(
     }
     let log_dir = spec::log_dir(&sh.ctx, pod);
     let _ = tokio::fs::create_dir_all(log_dir.join(&c.name)).await;
-    let config = spec::container_config(pod, c, ContainerParams {
-        attempt,
-        envs,
-        mounts,
-        image: &image,
-    });
+    let config = spec::container_config(
+        pod,
+        c,
+        ContainerParams {
+            attempt,
+            envs,
+            mounts,
+            image: &image,
+        },
+    );
     let sandbox_config = spec::sandbox_config(pod, &sh.ctx, sandbox.attempt, &sh.host_resolv);
     let mut rt = sh.cri.runtime.clone();
     let id = match rt
@@ -712,10 +768,21 @@ async fn run_hook(
             let n = s.read(&mut buf).await?;
             Ok::<_, std::io::Error>(String::from_utf8_lossy(&buf[..n]).to_string())
         };
-        return match tokio::time::timeout(Duration::from_secs(timeout_secs.max(1) as u64), fut).await
+        return match tokio::time::timeout(Duration::from_secs(timeout_secs.max(1) as u64), fut)
+            .await
         {
-            Ok(Ok(head)) if head.split_whitespace().nth(1).is_some_and(|c| c.starts_with('2') || c.starts_with('3')) => Ok(()),
-            Ok(Ok(head)) => Err(format!("HTTP lifecycle hook failed: {}", head.lines().next().unwrap_or(""))),
+            Ok(Ok(head))
+                if head
+                    .split_whitespace()
+                    .nth(1)
+                    .is_some_and(|c| c.starts_with('2') || c.starts_with('3')) =>
+            {
+                Ok(())
+            }
+            Ok(Ok(head)) => Err(format!(
+                "HTTP lifecycle hook failed: {}",
+                head.lines().next().unwrap_or("")
+            )),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err("timeout".into()),
         };
@@ -786,7 +853,9 @@ async fn kill_with_grace(
     grace: i64,
 ) -> Result<(), SyncError> {
     let started = Instant::now();
-    if let Some(h) = c.and_then(|c| c.lifecycle.as_ref()).and_then(|l| l.pre_stop.as_ref())
+    if let Some(h) = c
+        .and_then(|c| c.lifecycle.as_ref())
+        .and_then(|l| l.pre_stop.as_ref())
         && grace > 0
     {
         let ip = Shared::pod_ip(pod);
@@ -819,7 +888,11 @@ async fn terminate(
         let specs: Vec<Container> = pod
             .spec
             .iter()
-            .flat_map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()))
+            .flat_map(|s| {
+                s.containers
+                    .iter()
+                    .chain(s.init_containers.iter().flatten())
+            })
             .cloned()
             .collect();
         let kills = rt.running().map(|i| {
@@ -902,7 +975,10 @@ pub async fn cleanup(sh: &Shared, uid: &str, rt: &PodRuntime) {
     let _ = tokio::fs::remove_dir_all(sh.pod_dir(uid)).await;
     if let Ok(mut rd) = tokio::fs::read_dir(&sh.ctx.pod_log_dir).await {
         while let Ok(Some(e)) = rd.next_entry().await {
-            if e.file_name().to_string_lossy().ends_with(&format!("_{uid}")) {
+            if e.file_name()
+                .to_string_lossy()
+                .ends_with(&format!("_{uid}"))
+            {
                 let _ = tokio::fs::remove_dir_all(e.path()).await;
             }
         }
@@ -934,7 +1010,7 @@ async fn report_status(
     pod: &Pod,
     rt: &PodRuntime,
     terminating: bool,
-) -> Result<(), SyncError> {
+) -> Result<bool, SyncError> {
     let uid = uid_of(pod).to_string();
     let waiting = {
         let mut states = sh.states.lock();
@@ -945,7 +1021,11 @@ async fn report_status(
             .map(|i| {
                 (
                     i.id.clone(),
-                    (i.name.clone(), i.log_path.clone(), i.state == State::Running),
+                    (
+                        i.name.clone(),
+                        i.log_path.clone(),
+                        i.state == State::Running,
+                    ),
                 )
             })
             .collect();
@@ -972,19 +1052,17 @@ async fn report_status(
         .status
         .as_ref()
         .and_then(|s| serde_json::to_value(s).ok());
+    let terminal = matches!(st.phase.as_deref(), Some("Succeeded" | "Failed"));
     if sh
         .states
         .lock()
         .get(&uid)
         .and_then(|s| s.last_status.as_ref())
         == Some(&value)
-        && current.as_ref() == Some(&value)
+        || current.as_ref() == Some(&value)
     {
-        return Ok(());
-    }
-    if current.as_ref() == Some(&value) {
         sh.states.lock().entry(uid).or_default().last_status = Some(value);
-        return Ok(());
+        return Ok(terminal);
     }
     let api: Api<Pod> = Api::namespaced(sh.client.clone(), ns_of(pod));
     let patch = serde_json::json!({ "metadata": { "uid": uid }, "status": value });
@@ -994,9 +1072,9 @@ async fn report_status(
     {
         Ok(_) => {
             sh.states.lock().entry(uid).or_default().last_status = Some(value);
-            Ok(())
+            Ok(terminal)
         }
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
         Err(e) => Err(e.into()),
     }
 }
