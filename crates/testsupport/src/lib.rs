@@ -24,7 +24,9 @@ pub mod server;
 pub use http::{HttpClient, HttpResponse};
 pub use kubeconfig::Kubeconfig;
 pub use process::{LineReader, TimedOut};
-pub use server::{WITH_AGENT, TestServer, new_server, new_server_with_args, shared_server, unique_name};
+pub use server::{
+    TestServer, WITH_AGENT, new_server, new_server_with_args, shared_server, unique_name,
+};
 
 /// Everything that can go wrong while starting or talking to a test server.
 #[derive(Debug, thiserror::Error)]
