@@ -401,3 +401,293 @@ fn agent_crash_keeps_containers_running() {
         assert_eq!(p["status"]["containerStatuses"][0]["restartCount"], 0);
     }
 }
+
+#[test]
+fn probes_restart_and_gate_readiness() {
+    let Some(c) = NodeCluster::start(&[]) else {
+        return;
+    };
+    let ns = Namespace::create(&c.server, "probes");
+    ns.kubectl_stdin_ok(
+        &["apply", "-f", "-"],
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: live
+spec:
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "touch /tmp/healthy; sleep 3; rm /tmp/healthy; sleep 3600"]
+    livenessProbe:
+      exec:
+        command: ["cat", "/tmp/healthy"]
+      periodSeconds: 1
+      failureThreshold: 2
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: unready
+  labels:
+    app: unready
+spec:
+  containers:
+  - name: web
+    image: nginx
+    readinessProbe:
+      httpGet:
+        path: /nope
+        port: 80
+      periodSeconds: 1
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: ready
+  labels:
+    app: unready
+spec:
+  containers:
+  - name: web
+    image: nginx
+    readinessProbe:
+      httpGet:
+        path: /
+        port: 80
+      periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector:
+    app: unready
+  ports:
+  - port: 80
+"#,
+    );
+    // A failing liveness probe restarts the container.
+    eventually(60, "a liveness restart", || {
+        let r = restarts(&ns, "live");
+        if r >= 1 { Ok(()) } else { Err(r.to_string()) }
+    });
+    let d = ns.kubectl_ok(&["describe", "pod", "live"]);
+    assert!(d.contains("Liveness probe failed"), "{d}");
+    assert!(
+        d.contains("Container c failed liveness probe, will be restarted"),
+        "{d}"
+    );
+    // A failing readiness probe: Running but 0/1, and only not-ready in the endpoints.
+    let ready_ip = eventually(60, "the ready pod Ready", || {
+        let p = pod_json(&ns, "ready");
+        if is_running_ready(&p) {
+            Ok(p["status"]["podIP"].as_str().unwrap().to_string())
+        } else {
+            Err(p["status"].to_string())
+        }
+    });
+    let p = pod_json(&ns, "unready");
+    assert_eq!(p["status"]["phase"], "Running");
+    let line = ns.kubectl_ok(&["get", "pod", "unready", "--no-headers"]);
+    assert_eq!(line.split_whitespace().nth(1), Some("0/1"), "{line}");
+    let unready_ip = p["status"]["podIP"].as_str().unwrap().to_string();
+    eventually(
+        30,
+        "endpoints with one ready and one not-ready address",
+        || {
+            let e = json(&ns.kubectl_ok(&["get", "endpoints", "web", "-o", "json"]));
+            let subset = &e["subsets"][0];
+            let ips = |k: &str| -> Vec<String> {
+                subset[k]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| a["ip"].as_str().map(str::to_string))
+                    .collect()
+            };
+            if ips("addresses") == vec![ready_ip.clone()]
+                && ips("notReadyAddresses") == vec![unready_ip.clone()]
+            {
+                Ok(())
+            } else {
+                Err(e.to_string())
+            }
+        },
+    );
+}
+
+#[test]
+fn streaming_logs_exec_port_forward_cp() {
+    let Some(c) = NodeCluster::start(&[]) else {
+        return;
+    };
+    let ns = Namespace::create(&c.server, "stream");
+    run(&ns, &["web", "--image=nginx"]);
+    let ip = eventually(60, "nginx Running", || {
+        let p = pod_json(&ns, "web");
+        if is_running_ready(&p) {
+            Ok(p["status"]["podIP"].as_str().unwrap().to_string())
+        } else {
+            Err(p["status"].to_string())
+        }
+    });
+    // logs -f follows the access log as requests arrive.
+    let mut args = vec!["-n", ns.name.as_str()];
+    args.extend(["logs", "-f", "web"]);
+    let follow = c.server.kubectl_spawn(&args);
+    // (A fresh pod IP may still be in the host's neighbour cache with an earlier pod's MAC.)
+    eventually(30, "nginx answering", || nginx_page(&ip));
+    http_get(&ip, 80, "/followed-1").unwrap();
+    let (line, seen) =
+        follow.wait_for_line(Duration::from_secs(20), |l| l.contains("GET /followed-1"));
+    assert!(line.is_some(), "{seen:?}");
+    http_get(&ip, 80, "/followed-2").unwrap();
+    let (line, seen) =
+        follow.wait_for_line(Duration::from_secs(20), |l| l.contains("GET /followed-2"));
+    assert!(line.is_some(), "{seen:?}");
+    follow.stop();
+    let tail = ns.kubectl_ok(&["logs", "web", "--tail=1"]);
+    assert!(tail.contains("GET /followed-2"), "{tail}");
+    assert_eq!(tail.lines().count(), 1, "{tail}");
+
+    // exec returns the command's exit code.
+    let out = c.server.kubectl(&[
+        "-n",
+        &ns.name,
+        "exec",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "echo out; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", e2e::stderr(&out));
+    assert_eq!(e2e::stdout(&out), "out\n");
+    // exec -it through a pseudo-terminal.
+    let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| {
+        e2e::node::workspace_root()
+            .join(".venv/bin/kubectl")
+            .display()
+            .to_string()
+    });
+    let cmdline = format!(
+        "{kubectl} --kubeconfig {} -n {} exec -it web -- sh -c 'tty; echo rows=$(stty size)'",
+        c.server.kubeconfig_path().display(),
+        ns.name
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmdline, "/dev/null"])
+        .env("KUBERC", "off")
+        .output()
+        .unwrap();
+    let text = e2e::stdout(&out);
+    assert!(out.status.success(), "{text} {}", e2e::stderr(&out));
+    assert!(text.contains("/dev/pts/"), "{text}");
+
+    // port-forward.
+    let follow = c
+        .server
+        .kubectl_spawn(&["-n", &ns.name, "port-forward", "pod/web", ":80"]);
+    let (line, seen) = follow.wait_for_line(Duration::from_secs(20), |l| {
+        l.starts_with("Forwarding from 127.0.0.1:")
+    });
+    let line = line.unwrap_or_else(|| panic!("{seen:?}"));
+    let port: u16 = line
+        .trim_start_matches("Forwarding from 127.0.0.1:")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    for _ in 0..3 {
+        let (code, body) = http_get("127.0.0.1", port, "/").unwrap();
+        assert_eq!(code, 200);
+        assert!(body.contains("Welcome to nginx!"));
+    }
+    follow.stop();
+
+    // cp in and out (tar over exec, stdin closed at the end).
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("data.txt");
+    let content: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(&src, &content).unwrap();
+    let dest = format!("{}/web:/tmp/data.txt", ns.name);
+    c.server.kubectl_ok(&["cp", src.to_str().unwrap(), &dest]);
+    let back = dir.path().join("back.txt");
+    c.server.kubectl_ok(&["cp", &dest, back.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), content);
+}
+
+#[test]
+fn config_map_volume_follows_updates_and_secret_env() {
+    let Some(c) = NodeCluster::start(&[]) else {
+        return;
+    };
+    let ns = Namespace::create(&c.server, "vol");
+    ns.kubectl_ok(&[
+        "create",
+        "configmap",
+        "cfg",
+        "--from-literal=greeting=hello",
+    ]);
+    ns.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "--from-literal=password=s3cret",
+    ]);
+    ns.kubectl_stdin_ok(
+        &["apply", "-f", "-"],
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: app
+spec:
+  containers:
+  - name: c
+    image: busybox
+    command: ["sleep", "3600"]
+    env:
+    - name: PASSWORD
+      valueFrom:
+        secretKeyRef:
+          name: creds
+          key: password
+    volumeMounts:
+    - name: cfg
+      mountPath: /etc/cfg
+  volumes:
+  - name: cfg
+    configMap:
+      name: cfg
+"#,
+    );
+    eventually(60, "app Running", || {
+        let p = pod_json(&ns, "app");
+        if is_running_ready(&p) {
+            Ok(())
+        } else {
+            Err(p["status"].to_string())
+        }
+    });
+    let exec = |cmd: &str| -> String {
+        c.server
+            .kubectl_ok(&["-n", &ns.name, "exec", "app", "--", "sh", "-c", cmd])
+    };
+    assert_eq!(exec("cat /etc/cfg/greeting"), "hello");
+    assert_eq!(exec("echo $PASSWORD"), "s3cret\n");
+    ns.kubectl_stdin_ok(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  greeting: bonjour\n",
+    );
+    eventually(30, "the mounted file updated in place", || {
+        let v = exec("cat /etc/cfg/greeting");
+        if v == "bonjour" { Ok(()) } else { Err(v) }
+    });
+    assert_eq!(restarts(&ns, "app"), 0);
+}
