@@ -691,3 +691,110 @@ spec:
     });
     assert_eq!(restarts(&ns, "app"), 0);
 }
+
+#[test]
+fn init_containers_hooks_and_volumes() {
+    let Some(c) = NodeCluster::start(&[]) else {
+        return;
+    };
+    let ns = Namespace::create(&c.server, "init");
+    ns.kubectl_stdin_ok(
+        &["apply", "-f", "-"],
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: app
+  labels:
+    tier: web
+spec:
+  terminationGracePeriodSeconds: 10
+  initContainers:
+  - name: first
+    image: busybox
+    command: ["sh", "-c", "echo first >> /work/order"]
+    volumeMounts:
+    - {name: work, mountPath: /work}
+  - name: second
+    image: busybox
+    command: ["sh", "-c", "echo second >> /work/order"]
+    volumeMounts:
+    - {name: work, mountPath: /work}
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "echo main >> /work/order; sleep 3600"]
+    lifecycle:
+      postStart:
+        exec:
+          command: ["sh", "-c", "echo poststart > /work/hook"]
+      preStop:
+        exec:
+          command: ["sh", "-c", "echo prestop > /host/prestop"]
+    volumeMounts:
+    - {name: work, mountPath: /work}
+    - {name: mem, mountPath: /mem}
+    - {name: info, mountPath: /info}
+    - {name: host, mountPath: /host}
+  volumes:
+  - name: work
+    emptyDir: {}
+  - name: mem
+    emptyDir:
+      medium: Memory
+  - name: info
+    downwardAPI:
+      items:
+      - path: labels
+        fieldRef:
+          fieldPath: metadata.labels
+  - name: host
+    hostPath:
+      path: HOSTDIR
+      type: DirectoryOrCreate
+"#
+        .replace(
+            "HOSTDIR",
+            &c.server
+                .scratch_dir()
+                .join("hostpath")
+                .display()
+                .to_string(),
+        )
+        .as_str(),
+    );
+    eventually(60, "app Running", || {
+        let p = pod_json(&ns, "app");
+        if is_running_ready(&p) {
+            Ok(())
+        } else {
+            Err(p["status"].to_string())
+        }
+    });
+    let exec = |cmd: &str| -> String {
+        c.server.kubectl_ok(&[
+            "-n", &ns.name, "exec", "app", "-c", "main", "--", "sh", "-c", cmd,
+        ])
+    };
+    eventually(10, "main started after both init containers", || {
+        let v = exec("cat /work/order");
+        if v == "first\nsecond\nmain\n" {
+            Ok(())
+        } else {
+            Err(v)
+        }
+    });
+    assert_eq!(exec("cat /work/hook"), "poststart\n");
+    assert!(exec("grep ' /mem ' /proc/mounts").contains("tmpfs"));
+    assert_eq!(exec("cat /info/labels"), "tier=\"web\"");
+    let p = pod_json(&ns, "app");
+    let inits = p["status"]["initContainerStatuses"].as_array().unwrap();
+    assert_eq!(inits.len(), 2);
+    for s in inits {
+        assert_eq!(s["state"]["terminated"]["reason"], "Completed", "{s}");
+    }
+    // Deletion runs the preStop hook before the container stops.
+    ns.kubectl_ok(&["delete", "pod", "app", "--wait=true", "--timeout=60s"]);
+    let marker = c.server.scratch_dir().join("hostpath").join("prestop");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "prestop\n");
+}
