@@ -60,6 +60,7 @@ fn free_port() -> u16 {
 pub struct NodeCluster {
     /// The server.
     pub server: TestServer,
+    _logs: tempfile::TempDir,
     _turn: MutexGuard<'static, ()>,
 }
 
@@ -73,8 +74,11 @@ impl NodeCluster {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let registry = registry();
         let port = free_port().to_string();
-        let logs = std::env::temp_dir().join(format!("r8s-e2e-pod-logs-{}", std::process::id()));
-        let logs = logs.display().to_string();
+        let log_dir = tempfile::Builder::new()
+            .prefix("r8s-e2e-pod-logs-")
+            .tempdir()
+            .expect("a temporary directory for pod logs");
+        let logs = log_dir.path().display().to_string();
         let mut args = vec![
             WITH_AGENT,
             "--registry-mirror",
@@ -90,6 +94,7 @@ impl NodeCluster {
         let server = new_server_with_args(&args)?;
         let cluster = NodeCluster {
             server,
+            _logs: log_dir,
             _turn: turn,
         };
         cluster.wait_node_ready();
