@@ -283,6 +283,26 @@ impl Programmed {
     }
 }
 
+/// What one Service should have in the table.
+struct Desired {
+    key: String,
+    plans: Vec<PortPlan>,
+    elements: Vec<Element>,
+    ips: Vec<Ipv4Addr>,
+}
+
+impl Desired {
+    fn of(index: &Index, key: &str, node: &str) -> Desired {
+        let plans = index.plans(key, node);
+        Desired {
+            key: key.to_string(),
+            elements: nft::elements(&plans),
+            ips: nft::endpoint_ips(&plans),
+            plans,
+        }
+    }
+}
+
 /// Figures of the last sync, for benchmarks and logs.
 #[derive(Debug, Clone, Default)]
 pub struct SyncInfo {
@@ -409,23 +429,18 @@ impl Proxy {
     async fn sync(&self, index: &Index, p: &mut Programmed, dirty: &BTreeSet<String>) -> bool {
         let node = &self.config.node_name;
         let mut delta = Delta::default();
-        let wanted: Vec<(&String, Vec<PortPlan>, Vec<Element>, Vec<Ipv4Addr>)> = dirty
+        let wanted: Vec<Desired> = dirty
             .iter()
-            .map(|key| {
-                let plans = index.plans(key, node);
-                let els = nft::elements(&plans);
-                let ips = nft::endpoint_ips(&plans);
-                (key, plans, els, ips)
-            })
+            .map(|key| Desired::of(index, key, node))
             .collect();
         // Releases first, so a key moving between Services in one batch is not refused.
-        for (key, _, els, ips) in &wanted {
-            p.release(key, els, ips, &mut delta);
+        for d in &wanted {
+            p.release(&d.key, &d.elements, &d.ips, &mut delta);
         }
         let mut plans_out = Vec::with_capacity(wanted.len());
-        for (key, plans, els, ips) in wanted {
-            p.acquire(key, els, ips, &mut delta);
-            plans_out.push((key.clone(), plans));
+        for d in wanted {
+            p.acquire(&d.key, d.elements, d.ips, &mut delta);
+            plans_out.push((d.key, d.plans));
         }
         let started = Instant::now();
         if !delta.is_empty() {
@@ -448,11 +463,9 @@ impl Proxy {
         keys.sort();
         let mut plans_out = Vec::with_capacity(keys.len());
         for key in keys {
-            let plans = index.plans(key, node);
-            let els = nft::elements(&plans);
-            let ips = nft::endpoint_ips(&plans);
-            p.acquire(key, els, ips, &mut delta);
-            plans_out.push((key.clone(), plans));
+            let d = Desired::of(index, key, node);
+            p.acquire(&d.key, d.elements, d.ips, &mut delta);
+            plans_out.push((d.key, d.plans));
         }
         let mut sets: Vec<Set> = Layout::fixed_sets().to_vec();
         sets.extend(p.sets.iter().copied());

@@ -1,6 +1,8 @@
 //! The proxy against the real `nft` and kernel, in a network namespace of its own (so the
 //! host's rules are never touched): the table is built, changed incrementally and cleaned up.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
