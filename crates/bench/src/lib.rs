@@ -11,13 +11,15 @@
 //! - [`scenarios`]: the measured phases.
 //! - [`cpu`]: CPU used by the server, the client and other processes during each phase.
 //! - [`stats`], [`report`]: percentiles and the table.
-//! - [`controlplane`], [`node`]: the `--controlplane` and `--node` benchmarks.
+//! - [`controlplane`], [`node`], [`proxy`]: the `--controlplane`, `--node` and `--proxy`
+//!   benchmarks.
 
 pub mod client;
 pub mod controlplane;
 pub mod cpu;
 mod error;
 pub mod node;
+pub mod proxy;
 pub mod pods;
 pub mod report;
 pub mod scenarios;

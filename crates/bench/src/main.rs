@@ -26,6 +26,13 @@ struct Args {
     /// under `flock /tmp/r8s-node.lock` (one agent per machine).
     #[arg(long)]
     node: bool,
+    /// Benchmark the service proxy instead (10,000 Services programmed into nftables in a
+    /// network namespace; endpoint change latency through the API).
+    #[arg(long)]
+    proxy: bool,
+    /// Services for `--proxy`.
+    #[arg(long, default_value_t = 10_000)]
+    services: usize,
     /// Pods created one at a time by `--node`.
     #[arg(long, default_value_t = 50)]
     pods: usize,
@@ -62,7 +69,13 @@ fn main() -> ExitCode {
     };
     let started = std::time::Instant::now();
     let progress = |line: &str| eprintln!("[{:>5.1} s] {line}", started.elapsed().as_secs_f64());
-    let result = if args.node {
+    let result = if args.proxy {
+        let plan = bench::proxy::Plan {
+            services: args.services.max(1),
+            ..bench::proxy::Plan::default()
+        };
+        rt.block_on(bench::proxy::run(&opts.r8s, &plan, &progress))
+    } else if args.node {
         let plan = bench::node::Plan {
             pods: args.pods.max(1),
             raw_runs: args.pods.clamp(1, 50),

@@ -280,7 +280,7 @@ async fn free_port() -> Result<u16, BenchError> {
         .map_err(|e| BenchError::io("reading a bound port", e))
 }
 
-async fn client_for(data: &Path) -> Result<Client, BenchError> {
+pub(crate) async fn client_for(data: &Path) -> Result<Client, BenchError> {
     let path = data.join("kubeconfig.yaml");
     let kc = kube::config::Kubeconfig::read_from(&path)
         .map_err(|e| BenchError::Unexpected(format!("kubeconfig: {e}")))?;

@@ -78,7 +78,14 @@ impl NodeCluster {
             .prefix("r8s-e2e-pod-logs-")
             .tempdir()
             .expect("a temporary directory for pod logs");
-        let logs = log_dir.path().display().to_string();
+        let logs = log_dir.path().join("pods");
+        std::fs::create_dir_all(&logs).expect("the pod log directory");
+        let logs = logs.display().to_string();
+        // Names outside the cluster go to a resolver that refuses at once (nothing listens on
+        // 127.0.0.1:53), never to the host's real one.
+        let resolv = log_dir.path().join("resolv.conf");
+        std::fs::write(&resolv, "nameserver 127.0.0.1\n").expect("writing resolv.conf");
+        let resolv = resolv.display().to_string();
         let mut args = vec![
             WITH_AGENT,
             "--registry-mirror",
@@ -89,6 +96,8 @@ impl NodeCluster {
             &logs,
             "--node-name",
             "node-1",
+            "--resolv-conf",
+            &resolv,
         ];
         args.extend_from_slice(extra);
         let server = new_server_with_args(&args)?;
@@ -172,6 +181,11 @@ impl Drop for NodeCluster {
         }
         let pid = self.containerd_pid();
         self.server.kill9();
+        // The service proxy's table (the next cluster would replace it anyway).
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", "r8s"])
+            .stderr(std::process::Stdio::null())
+            .status();
         if let Some(pid) = pid {
             let _ = Command::new("kill").arg(pid.to_string()).status();
             let deadline = Instant::now() + Duration::from_secs(10);

@@ -314,6 +314,8 @@ pub struct SyncInfo {
     pub services: usize,
     /// Time the last `nft` run took.
     pub duration: Duration,
+    /// Time from the first change of the batch reaching the proxy to the table holding it.
+    pub took: Duration,
 }
 
 struct Shared {
@@ -379,14 +381,21 @@ impl Proxy {
         check.tick().await;
         loop {
             let mut dirty = BTreeSet::new();
+            let received;
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 ev = svc_rx.recv() => match ev {
-                    Some(ev) => { dirty.insert(index.service_event(ev)); }
+                    Some(ev) => {
+                        received = Instant::now();
+                        dirty.insert(index.service_event(ev));
+                    }
                     None => return Ok(()),
                 },
                 ev = slice_rx.recv() => match ev {
-                    Some(ev) => dirty.extend(index.slice_event(ev)),
+                    Some(ev) => {
+                        received = Instant::now();
+                        dirty.extend(index.slice_event(ev));
+                    }
                     None => return Ok(()),
                 },
                 _ = check.tick() => {
@@ -399,7 +408,7 @@ impl Proxy {
             drain(&mut index, &mut svc_rx, &mut slice_rx, &mut dirty);
             match programmed.as_mut() {
                 Some(p) => {
-                    if !self.sync(&index, p, &dirty).await {
+                    if !self.sync(&index, p, &dirty, received).await {
                         programmed = self.full_sync(&index).await;
                     }
                 }
@@ -426,7 +435,13 @@ impl Proxy {
     }
 
     /// Applies the changes of the `dirty` Services; false if nft refused them.
-    async fn sync(&self, index: &Index, p: &mut Programmed, dirty: &BTreeSet<String>) -> bool {
+    async fn sync(
+        &self,
+        index: &Index,
+        p: &mut Programmed,
+        dirty: &BTreeSet<String>,
+        received: Instant,
+    ) -> bool {
         let node = &self.config.node_name;
         let mut delta = Delta::default();
         let wanted: Vec<Desired> = dirty
@@ -450,12 +465,19 @@ impl Proxy {
                 return false;
             }
         }
-        self.publish(plans_out, false, dirty.len(), started.elapsed());
+        self.publish(
+            plans_out,
+            false,
+            dirty.len(),
+            started.elapsed(),
+            received.elapsed(),
+        );
         true
     }
 
     /// Rebuilds the whole table from `index`; None if nft refused it (retried later).
     async fn full_sync(&self, index: &Index) -> Option<Programmed> {
+        let begun = Instant::now();
         let node = &self.config.node_name;
         let mut p = Programmed::default();
         let mut delta = Delta::default();
@@ -480,12 +502,19 @@ impl Proxy {
         }
         let n = plans_out.len();
         self.shared.plans.lock().clear();
-        self.publish(plans_out, true, n, started.elapsed());
+        self.publish(plans_out, true, n, started.elapsed(), begun.elapsed());
         tracing::info!(services = n, took_ms = started.elapsed().as_millis() as u64, table = %self.config.table, "service proxy table programmed");
         Some(p)
     }
 
-    fn publish(&self, plans: Vec<(String, Vec<PortPlan>)>, full: bool, n: usize, took: Duration) {
+    fn publish(
+        &self,
+        plans: Vec<(String, Vec<PortPlan>)>,
+        full: bool,
+        n: usize,
+        nft_time: Duration,
+        took: Duration,
+    ) {
         {
             let mut m = self.shared.plans.lock();
             for (k, ps) in plans {
@@ -500,7 +529,8 @@ impl Proxy {
             i.generation += 1;
             i.full = full;
             i.services = n;
-            i.duration = took;
+            i.duration = nft_time;
+            i.took = took;
         });
     }
 }
