@@ -205,7 +205,7 @@ async fn measure(
         .output()
         .map_err(|e| BenchError::io("nft list", e))?;
     let programmed = String::from_utf8_lossy(&listing.stdout)
-        .matches(" : ")
+        .matches(" . 8080")
         .count();
     report.figures.push(Figure::info(
         "endpoint entries in the kernel after the full sync",
