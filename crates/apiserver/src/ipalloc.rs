@@ -1,13 +1,9 @@
-//! ClusterIP allocation for Services from the service CIDR (upstream
-//! `pkg/registry/core/service/ipallocator`). The set of allocated addresses is derived from the
-//! Services in the watch cache, so it survives restarts without extra state; addresses handed
-//! out but not yet visible in the cache are held as reservations.
+//! The service CIDR and ClusterIP picking (upstream `pkg/registry/core/service/ipallocator`).
+//! Which addresses are in use is tracked by [`crate::service_alloc`], from the Services in the
+//! watch cache plus in-flight reservations.
 
-use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
-use parking_lot::Mutex;
-use rand::Rng;
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, Cause};
@@ -57,10 +53,33 @@ impl std::fmt::Display for ServiceCidr {
     }
 }
 
-/// The allocator.
-pub struct ClusterIpAllocator {
-    cidr: ServiceCidr,
-    reserved: Mutex<HashSet<Ipv4Addr>>,
+impl ServiceCidr {
+    /// How many addresses can be allocated: the range without its network and broadcast
+    /// addresses (upstream bitmap allocator `max`). Index 0 is the first address after the
+    /// network address.
+    pub fn max(&self) -> u32 {
+        self.size().saturating_sub(2)
+    }
+
+    /// The address at allocator index `i` (index 0 = `.1`).
+    pub fn at(&self, i: u32) -> Ipv4Addr {
+        self.nth(i + 1)
+    }
+
+    /// The size of the low "static" band of the range, left to explicit requests: dynamic
+    /// allocation prefers the addresses above it (upstream ipallocator `calculateRangeOffset`:
+    /// `min(max(16, size/16), 256)`, 0 for ranges of 16 addresses or less). It keeps `.1`
+    /// (the `kubernetes` Service) and `.10` (DNS) free.
+    pub fn static_band(&self) -> u32 {
+        const MIN: u32 = 16;
+        const MAX: u32 = 256;
+        const STEP: u32 = 16;
+        let size = self.size();
+        if size <= MIN {
+            return 0;
+        }
+        (size / STEP).clamp(MIN, MAX)
+    }
 }
 
 fn invalid(field: &str, value: &str, why: &str) -> Cause {
@@ -71,128 +90,93 @@ fn invalid(field: &str, value: &str, why: &str) -> Cause {
     }
 }
 
-impl ClusterIpAllocator {
-    /// An allocator over `cidr`.
-    pub fn new(cidr: ServiceCidr) -> ClusterIpAllocator {
-        ClusterIpAllocator {
-            cidr,
-            reserved: Mutex::new(HashSet::new()),
-        }
-    }
+/// Why a ClusterIP could not be allocated.
+#[derive(Debug)]
+pub enum IpAllocError {
+    /// The request is wrong (422 with these causes).
+    Invalid(Vec<Cause>),
+    /// The range is full (500).
+    Full,
+}
 
-    /// The range.
-    pub fn cidr(&self) -> ServiceCidr {
-        self.cidr
+/// Fills `spec.clusterIP(s)` of a Service that needs one: allocates one when unset (upper
+/// band first), checks a requested one is in range and free (`used` tells whether an address
+/// is taken); headless (`None`) Services get none. Defaults `ipFamilies`/`ipFamilyPolicy` for
+/// the single-stack IPv4 cluster. Returns the address to reserve.
+pub fn allocate_cluster_ip(
+    cidr: ServiceCidr,
+    svc: &mut Value,
+    used: impl Fn(Ipv4Addr) -> bool,
+) -> Result<Option<Ipv4Addr>, IpAllocError> {
+    let requested = svc
+        .pointer("/spec/clusterIP")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .or_else(|| {
+            svc.pointer("/spec/clusterIPs/0")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        });
+    // A single-stack IPv4 cluster: upstream defaults the families at allocation.
+    if svc
+        .pointer("/spec/ipFamilies")
+        .is_none_or(|v| v.is_null() || v.as_array().is_some_and(Vec::is_empty))
+    {
+        svc["spec"]["ipFamilies"] = json!(["IPv4"]);
     }
-
-    /// Fills `spec.clusterIP(s)` of a new Service: allocates one when unset, checks a requested
-    /// one is in range and free; headless (`None`) and ExternalName Services get none. `in_use`
-    /// lists the addresses of existing Services. Returns the reserved address, to be released
-    /// with [`ClusterIpAllocator::release`] once the Service is stored or the create failed.
-    pub fn allocate(
-        &self,
-        svc: &mut Value,
-        in_use: &HashSet<Ipv4Addr>,
-    ) -> Result<Option<Ipv4Addr>, Vec<Cause>> {
-        let type_ = svc
-            .pointer("/spec/type")
-            .and_then(Value::as_str)
-            .unwrap_or("ClusterIP")
-            .to_string();
-        if type_ == "ExternalName" {
-            return Ok(None);
-        }
-        let requested = svc
-            .pointer("/spec/clusterIP")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .or_else(|| {
-                svc.pointer("/spec/clusterIPs/0")
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-            });
-        // A single-stack IPv4 cluster: upstream defaults the families at allocation.
-        if svc.pointer("/spec/ipFamilies").is_none_or(Value::is_null) {
-            svc["spec"]["ipFamilies"] = json!(["IPv4"]);
-        }
-        if svc
-            .pointer("/spec/ipFamilyPolicy")
-            .is_none_or(Value::is_null)
-        {
-            svc["spec"]["ipFamilyPolicy"] = json!("SingleStack");
-        }
-        if requested.as_deref() == Some("None") {
-            svc["spec"]["clusterIP"] = json!("None");
-            svc["spec"]["clusterIPs"] = json!(["None"]);
-            return Ok(None);
-        }
-        let mut reserved = self.reserved.lock();
-        let ip = match requested {
-            Some(s) => {
-                let ip: Ipv4Addr = s.parse().map_err(|_| {
-                    vec![invalid(
-                        "spec.clusterIPs[0]",
-                        &format!("\"{s}\""),
-                        "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
-                    )]
-                })?;
-                if !self.cidr.contains(ip) {
-                    return Err(vec![invalid(
-                        "spec.clusterIPs",
-                        &format!("[]string{{\"{s}\"}}"),
-                        &format!(
-                            "failed to allocate IP {s}: the provided IP ({s}) is not in the valid range. The range of valid IPs is {}",
-                            self.cidr
-                        ),
-                    )]);
-                }
-                if in_use.contains(&ip) || reserved.contains(&ip) {
-                    return Err(vec![invalid(
-                        "spec.clusterIPs",
-                        &format!("[]string{{\"{s}\"}}"),
-                        &format!("failed to allocate IP {s}: provided IP is already allocated"),
-                    )]);
-                }
-                ip
+    if svc
+        .pointer("/spec/ipFamilyPolicy")
+        .is_none_or(Value::is_null)
+    {
+        svc["spec"]["ipFamilyPolicy"] = json!("SingleStack");
+    }
+    if requested.as_deref() == Some("None") {
+        svc["spec"]["clusterIP"] = json!("None");
+        svc["spec"]["clusterIPs"] = json!(["None"]);
+        return Ok(None);
+    }
+    let ip = match requested {
+        Some(s) => {
+            let ip: Ipv4Addr = s.parse().map_err(|_| {
+                IpAllocError::Invalid(vec![invalid(
+                    "spec.clusterIPs[0]",
+                    &format!("\"{s}\""),
+                    "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                )])
+            })?;
+            let index = u32::from(ip).wrapping_sub(u32::from(cidr.nth(1)));
+            if !cidr.contains(ip) || index >= cidr.max() {
+                return Err(IpAllocError::Invalid(vec![invalid(
+                    "spec.clusterIPs",
+                    &format!("[]string{{\"{s}\"}}"),
+                    &format!(
+                        "failed to allocate IP {s}: the provided IP ({s}) is not in the valid range. The range of valid IPs is {cidr}"
+                    ),
+                )]));
             }
-            None => {
-                let size = self.cidr.size();
-                // Skip the network address, .1 (the `kubernetes` Service) and the broadcast.
-                let free = |ip: &Ipv4Addr| !in_use.contains(ip) && !reserved.contains(ip);
-                let mut rng = rand::rng();
-                let mut found = None;
-                for _ in 0..64 {
-                    let ip = self.cidr.nth(rng.random_range(2..size - 1));
-                    if free(&ip) {
-                        found = Some(ip);
-                        break;
-                    }
-                }
-                if found.is_none() {
-                    found = (2..size - 1).map(|n| self.cidr.nth(n)).find(free);
-                }
-                found.ok_or_else(|| {
-                    vec![invalid(
-                        "spec.clusterIPs",
-                        "[]",
-                        "failed to allocate a serviceIP: range is full",
-                    )]
-                })?
+            if used(ip) {
+                return Err(IpAllocError::Invalid(vec![invalid(
+                    "spec.clusterIPs",
+                    &format!("[]string{{\"{s}\"}}"),
+                    &format!("failed to allocate IP {s}: provided IP is already allocated"),
+                )]));
             }
-        };
-        reserved.insert(ip);
-        let s = ip.to_string();
-        svc["spec"]["clusterIP"] = json!(s);
-        svc["spec"]["clusterIPs"] = json!([s]);
-        Ok(Some(ip))
-    }
-
-    /// Drops a reservation.
-    pub fn release(&self, ip: Ipv4Addr) {
-        self.reserved.lock().remove(&ip);
-    }
+            ip
+        }
+        None => {
+            let i = crate::portalloc::pick_with_offset(cidr.max(), cidr.static_band(), |i| {
+                !used(cidr.at(i))
+            })
+            .ok_or(IpAllocError::Full)?;
+            cidr.at(i)
+        }
+    };
+    let s = ip.to_string();
+    svc["spec"]["clusterIP"] = json!(s);
+    svc["spec"]["clusterIPs"] = json!([s]);
+    Ok(Some(ip))
 }
 
 /// The ClusterIPs of a Service object.
@@ -211,42 +195,83 @@ pub fn invalid_service(name: &str, causes: Vec<Cause>) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
+
+    fn alloc(
+        cidr: ServiceCidr,
+        svc: &mut Value,
+        in_use: &HashSet<Ipv4Addr>,
+    ) -> Result<Option<Ipv4Addr>, IpAllocError> {
+        allocate_cluster_ip(cidr, svc, |ip| in_use.contains(&ip))
+    }
+
+    fn message(e: IpAllocError) -> String {
+        match e {
+            IpAllocError::Invalid(c) => c[0].message.clone(),
+            IpAllocError::Full => "full".into(),
+        }
+    }
 
     #[test]
-    fn allocates_unique_addresses_in_range() {
+    fn allocates_unique_addresses_in_the_dynamic_band() {
         let cidr = ServiceCidr::parse("10.43.0.0/16").unwrap();
-        let a = ClusterIpAllocator::new(cidr);
+        assert_eq!(cidr.static_band(), 256);
         let mut in_use = HashSet::new();
         for _ in 0..200 {
             let mut svc = json!({"spec":{"ports":[{"port":80}]}});
-            let ip = a.allocate(&mut svc, &in_use).unwrap().unwrap();
+            let ip = alloc(cidr, &mut svc, &in_use).unwrap().unwrap();
             assert!(cidr.contains(ip));
-            assert_ne!(ip, cidr.nth(1));
+            // .1 ... 10.43.1.0 are the static band.
+            assert!(u32::from(ip) > u32::from(cidr.nth(256)), "{ip}");
             assert!(in_use.insert(ip), "duplicate {ip}");
             assert_eq!(svc["spec"]["clusterIPs"][0], ip.to_string());
         }
     }
 
     #[test]
+    fn a_full_upper_band_falls_back_to_the_static_band() {
+        // /27: 30 usable addresses, static band 16 (indexes 0..16 = .1 ... .16).
+        let cidr = ServiceCidr::parse("10.0.0.0/27").unwrap();
+        assert_eq!(cidr.static_band(), 16);
+        let mut in_use = HashSet::new();
+        for _ in 0..30 {
+            let mut svc = json!({"spec":{}});
+            let ip = alloc(cidr, &mut svc, &in_use).unwrap().unwrap();
+            let idx = u32::from(ip) - u32::from(cidr.nth(1));
+            // The upper band (14 addresses) is used up before any static address.
+            assert_eq!(idx >= 16, in_use.len() < 14, "{ip} after {}", in_use.len());
+            in_use.insert(ip);
+        }
+        let mut svc = json!({"spec":{}});
+        assert!(matches!(
+            alloc(cidr, &mut svc, &in_use),
+            Err(IpAllocError::Full)
+        ));
+    }
+
+    #[test]
     fn requested_addresses_are_checked() {
-        let a = ClusterIpAllocator::new(ServiceCidr::parse("10.43.0.0/16").unwrap());
+        let cidr = ServiceCidr::parse("10.43.0.0/16").unwrap();
+        let mut in_use = HashSet::new();
         let mut svc = json!({"spec":{"clusterIP":"10.43.0.50"}});
         assert_eq!(
-            a.allocate(&mut svc, &HashSet::new()).unwrap(),
+            alloc(cidr, &mut svc, &in_use).unwrap(),
             Some("10.43.0.50".parse().unwrap())
         );
+        in_use.insert("10.43.0.50".parse().unwrap());
         let mut again = json!({"spec":{"clusterIP":"10.43.0.50"}});
-        let err = a.allocate(&mut again, &HashSet::new()).unwrap_err();
-        assert!(err[0].message.contains("provided IP is already allocated"));
+        let err = message(alloc(cidr, &mut again, &in_use).unwrap_err());
+        assert!(err.contains("provided IP is already allocated"), "{err}");
         let mut outside = json!({"spec":{"clusterIP":"192.168.1.1"}});
-        let err = a.allocate(&mut outside, &HashSet::new()).unwrap_err();
+        let err = message(alloc(cidr, &mut outside, &in_use).unwrap_err());
         assert!(
-            err[0]
-                .message
-                .contains("is not in the valid range. The range of valid IPs is 10.43.0.0/16")
+            err.contains("is not in the valid range. The range of valid IPs is 10.43.0.0/16"),
+            "{err}"
         );
+        let mut broadcast = json!({"spec":{"clusterIP":"10.43.255.255"}});
+        assert!(alloc(cidr, &mut broadcast, &in_use).is_err());
         let mut headless = json!({"spec":{"clusterIP":"None"}});
-        assert_eq!(a.allocate(&mut headless, &HashSet::new()).unwrap(), None);
+        assert_eq!(alloc(cidr, &mut headless, &in_use).unwrap(), None);
         assert_eq!(headless["spec"]["clusterIPs"], json!(["None"]));
         assert_eq!(headless["spec"]["ipFamilies"], json!(["IPv4"]));
         assert_eq!(headless["spec"]["ipFamilyPolicy"], "SingleStack");

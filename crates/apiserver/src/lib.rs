@@ -6,6 +6,7 @@
 //! kind's [`registry::Strategy`] into the [`store`]) → a JSON, Table or Status response.
 //! Discovery ([`discovery`]), OpenAPI and Tables are derived from the same [`registry`].
 
+pub mod bootstrap_services;
 pub mod cacher;
 pub mod conversion;
 pub mod discovery;
@@ -18,8 +19,10 @@ pub mod metrics;
 pub mod object;
 pub mod patching;
 pub mod pki;
+pub mod portalloc;
 pub mod registry;
 pub mod server;
+pub mod service_alloc;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -49,6 +52,27 @@ pub struct Config {
     pub tls_sans: Vec<String>,
     /// The range Service ClusterIPs are allocated from.
     pub service_cidr: ipalloc::ServiceCidr,
+    /// `--service-node-port-range`: the range NodePorts are allocated from (default
+    /// 30000-32767).
+    pub service_node_port_range: portalloc::PortRange,
+    /// `--advertise-address`: the address the `kubernetes` Service's endpoints point at
+    /// (`None`: the address of the interface holding the default route).
+    pub advertise_address: Option<IpAddr>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("/var/lib/r8s/server"),
+            bind_address: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            https_port: 6443,
+            tls_sans: Vec::new(),
+            service_cidr: ipalloc::ServiceCidr::parse("10.43.0.0/16")
+                .expect("valid default service CIDR"),
+            service_node_port_range: portalloc::PortRange::default(),
+            advertise_address: None,
+        }
+    }
 }
 
 /// Errors starting the API server.
@@ -92,8 +116,8 @@ pub struct ApiState {
     /// The OpenAPI v3 index, built on first use (it needs every document's hash, and the
     /// schemas are the largest thing in memory: an idle server should not hold them).
     openapi_index: std::sync::OnceLock<Value>,
-    /// ClusterIP allocation.
-    pub cluster_ips: ipalloc::ClusterIpAllocator,
+    /// ClusterIP and NodePort allocation for Services.
+    pub service_alloc: service_alloc::ServiceAllocator,
     /// TLS client configuration towards node agents (logs, exec, attach, port-forward); `None`
     /// without a PKI (in-process servers), where those subresources answer 503.
     pub kubelet_tls: Option<Arc<rustls::ClientConfig>>,
@@ -138,8 +162,9 @@ impl ApiState {
             server_address,
             ready: AtomicBool::new(false),
             openapi_index: std::sync::OnceLock::new(),
-            cluster_ips: ipalloc::ClusterIpAllocator::new(
+            service_alloc: service_alloc::ServiceAllocator::new(
                 ipalloc::ServiceCidr::parse("10.43.0.0/16").expect("valid default service CIDR"),
+                portalloc::PortRange::default(),
             ),
             openapi_docs: Mutex::new(HashMap::new()),
             openapi_kinds,
@@ -251,7 +276,8 @@ pub async fn start(
         tokens,
         format!("{host}:{}", addr.port()),
     );
-    state.cluster_ips = ipalloc::ClusterIpAllocator::new(cfg.service_cidr);
+    state.service_alloc =
+        service_alloc::ServiceAllocator::new(cfg.service_cidr, cfg.service_node_port_range);
     state.kubelet_tls = Some(Arc::new(pki.kubelet_client_config()?));
     let state = Arc::new(state);
     let app = server::router(state.clone());
@@ -260,6 +286,23 @@ pub async fn start(
         tracing::error!(error = %e, "bootstrap of system namespaces failed");
     }
     state.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    // The `kubernetes` and `kube-dns` Services, and the `kubernetes` endpoints.
+    let advertise = cfg
+        .advertise_address
+        .or_else(bootstrap_services::default_route_address)
+        .unwrap_or(if cfg.bind_address.is_unspecified() {
+            IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+        } else {
+            cfg.bind_address
+        });
+    tokio::spawn(bootstrap_services::run(
+        state.clone(),
+        bootstrap_services::Settings {
+            advertise_address: advertise,
+            https_port: addr.port(),
+        },
+        shutdown.clone(),
+    ));
     tracing::info!(%addr, "API server ready");
     Ok(Running { addr, state, task })
 }

@@ -301,11 +301,7 @@ pub async fn create_object(
     strategy.admit(&mut obj);
     strategy.prepare_for_create(&mut obj, StrategyCtx { namespace: ns });
     let reservation = allocate_cluster_ip(state, r, &mut obj)?;
-    let release = |state: &ApiState| {
-        if let Some(ip) = reservation {
-            state.cluster_ips.release(ip);
-        }
-    };
+    let release = |state: &ApiState| state.service_alloc.release(&reservation);
     let mut errs = strategy.validate(&obj);
     errs.extend(crate::meta_validation::validate_object_meta(r, &obj));
     if !errs.is_empty() {
@@ -327,25 +323,53 @@ pub async fn create_object(
     result
 }
 
-/// Services get a ClusterIP from the service range (upstream: the service REST storage).
+/// Services get a ClusterIP from the service range and their NodePorts (upstream: the service
+/// REST storage's `beginCreate`).
 fn allocate_cluster_ip(
     state: &ApiState,
     r: &ResourceInfo,
     obj: &mut Value,
-) -> Result<Option<std::net::Ipv4Addr>, ApiError> {
+) -> Result<crate::service_alloc::Reservation, ApiError> {
     if !(r.group.is_empty() && r.resource == "services") {
-        return Ok(None);
+        return Ok(Default::default());
     }
-    let (snap, _, _) = state.cacher.list(r, &r.prefix(None), None, 0, &|_| true);
-    let in_use: std::collections::HashSet<std::net::Ipv4Addr> = snap
-        .items
-        .iter()
-        .flat_map(|o| crate::ipalloc::service_ips(&o.value()))
-        .collect();
-    state
-        .cluster_ips
-        .allocate(obj, &in_use)
-        .map_err(|causes| crate::ipalloc::invalid_service(object::name(obj), causes))
+    state.service_alloc.allocate_create(&state.cacher, r, obj)
+}
+
+/// The allocation step of a Service update (upstream `beginUpdate`), run between defaulting
+/// and validation by [`prepare_update_with`]; reservations are collected in `reserved`.
+fn service_update_alloc<'a>(
+    state: &'a ApiState,
+    r: &'a ResourceInfo,
+    sub: Option<Subresource>,
+    reserved: &'a mut Vec<crate::service_alloc::Reservation>,
+) -> impl FnMut(&mut Value, &Value) -> Result<(), ApiError> + 'a {
+    move |new, old| {
+        if sub.is_none() && r.group.is_empty() && r.resource == "services" {
+            let res = state
+                .service_alloc
+                .allocate_update(&state.cacher, r, new, old)?;
+            reserved.push(res);
+        }
+        Ok(())
+    }
+}
+
+/// Keeps Service reservations until the cache shows the write, then drops them.
+async fn release_service_reservations(
+    state: &ApiState,
+    rv: Option<Revision>,
+    reserved: Vec<crate::service_alloc::Reservation>,
+) {
+    if reserved.iter().all(|r| r.is_empty()) {
+        return;
+    }
+    if let Some(rv) = rv {
+        state.cacher.wait_for(rv).await.ok();
+    }
+    for r in &reserved {
+        state.service_alloc.release(r);
+    }
 }
 
 async fn store_create(
@@ -557,8 +581,20 @@ where
 pub fn prepare_update(
     r: &ResourceInfo,
     sub: Option<Subresource>,
+    new: Value,
+    old: &Value,
+) -> Result<Value, ApiError> {
+    prepare_update_with(r, sub, new, old, &mut |_, _| Ok(()))
+}
+
+/// [`prepare_update`] with an allocation step run after defaulting and before validation
+/// (Service ClusterIPs and NodePorts).
+pub fn prepare_update_with(
+    r: &ResourceInfo,
+    sub: Option<Subresource>,
     mut new: Value,
     old: &Value,
+    alloc: &mut dyn FnMut(&mut Value, &Value) -> Result<(), ApiError>,
 ) -> Result<Value, ApiError> {
     let strategy = &r.strategy;
     object::keep_update_meta(&mut new, old);
@@ -619,6 +655,7 @@ pub fn prepare_update(
         }
     }
     strategy.prepare_for_update(&mut new, old);
+    alloc(&mut new, old)?;
     if strategy.tracks_generation() {
         let gen_old = old
             .pointer("/metadata/generation")
@@ -716,7 +753,9 @@ pub async fn update(
     {
         check_namespace(state, &r, ns.as_deref()).await?;
     }
-    let w = guaranteed_update(
+    let mut reserved = Vec::new();
+    let mut alloc = service_update_alloc(state, &r, sub, &mut reserved);
+    let result = guaranteed_update(
         state,
         &r,
         &t.key(),
@@ -753,13 +792,16 @@ pub async fn update(
                 }
             }
             Some(old) => {
-                let mut new = prepare_update(&r, sub, obj.clone(), old)?;
+                let mut new = prepare_update_with(&r, sub, obj.clone(), old, &mut alloc)?;
                 crate::patching::track_update(&r, old, &mut new, &manager, sub);
                 Ok(UpdateOutcome::Write(new))
             }
         },
     )
-    .await?;
+    .await;
+    drop(alloc);
+    release_service_reservations(state, result.as_ref().ok().map(|w| w.rv), reserved).await;
+    let w = result?;
     let code = if created {
         StatusCode::CREATED
     } else {
@@ -833,7 +875,9 @@ pub async fn patch(
             check_namespace(state, &r, ns.as_deref()).await?;
         }
     }
-    let mut reserved: Vec<std::net::Ipv4Addr> = Vec::new();
+    let mut reserved = Vec::new();
+    let mut update_reserved = Vec::new();
+    let mut alloc = service_update_alloc(state, &r, sub, &mut update_reserved);
     let result = guaranteed_update(
         state,
         &r,
@@ -863,9 +907,7 @@ pub async fn patch(
                         namespace: ns.as_deref(),
                     },
                 );
-                if let Some(ip) = allocate_cluster_ip(state, &r, &mut o)? {
-                    reserved.push(ip);
-                }
+                reserved.push(allocate_cluster_ip(state, &r, &mut o)?);
                 let mut errs = r.strategy.validate(&o);
                 errs.extend(crate::meta_validation::validate_object_meta(&r, &o));
                 if !errs.is_empty() {
@@ -891,7 +933,7 @@ pub async fn patch(
                 let mut patched = patched;
                 check_type(&r, &mut patched)?;
                 let normalized = normalize(&r, &patched, fv, &mut warnings, true)?;
-                let mut new = prepare_update(&r, sub, normalized, old)?;
+                let mut new = prepare_update_with(&r, sub, normalized, old, &mut alloc)?;
                 if ptype != crate::patching::PatchType::Apply {
                     crate::patching::track_update(&r, old, &mut new, &manager, sub);
                 }
@@ -900,14 +942,9 @@ pub async fn patch(
         },
     )
     .await;
-    if let Ok(w) = &result
-        && !reserved.is_empty()
-    {
-        state.cacher.wait_for(w.rv).await.ok();
-    }
-    for ip in reserved {
-        state.cluster_ips.release(ip);
-    }
+    drop(alloc);
+    reserved.extend(update_reserved);
+    release_service_reservations(state, result.as_ref().ok().map(|w| w.rv), reserved).await;
     let w = result?;
     let code = if created {
         StatusCode::CREATED

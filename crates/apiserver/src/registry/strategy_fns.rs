@@ -171,17 +171,11 @@ pub fn pod_qos_class(pod: &Value) -> &'static str {
     }
 }
 
-/// A Service update that leaves `clusterIP(s)` empty keeps the allocated ones (upstream
-/// `patchAllocatedValues`).
+/// A Service update keeps the values allocated for it that the client omitted and drops
+/// those its new type does not use (upstream `patchAllocatedValues`,
+/// `dropTypeDependentFields`, `NormalizeClusterIPs`).
 pub fn prepare_service_update(new: &mut Value, old: &Value) {
-    for f in ["clusterIP", "clusterIPs"] {
-        let empty = new.pointer(&format!("/spec/{f}")).is_none_or(|v| {
-            v.is_null() || v.as_str() == Some("") || v.as_array().is_some_and(|a| a.is_empty())
-        });
-        if empty && let Some(v) = old.pointer(&format!("/spec/{f}")) {
-            new["spec"][f] = v.clone();
-        }
-    }
+    crate::service_alloc::prepare_service_update(new, old);
 }
 
 /// Namespaces start Active with the `kubernetes` finalizer (upstream
