@@ -40,6 +40,9 @@ mod answer;
 mod forward;
 mod records;
 
+/// The DNS message library this crate speaks (re-exported for clients such as the benchmark).
+pub use hickory_proto;
+
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
