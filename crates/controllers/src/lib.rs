@@ -14,6 +14,7 @@ pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod servicelb;
 pub mod util;
 
 use std::collections::HashSet;
@@ -80,6 +81,7 @@ pub const CONTROLLERS: &[&str] = &[
     "node-ipam-controller",
     "pod-garbage-collector-controller",
     "node-lifecycle-controller",
+    "service-lb-controller",
 ];
 
 /// Starts every controller not disabled; they stop at `ctx.shutdown`.
@@ -101,6 +103,7 @@ pub fn start(ctx: Arc<Context>) -> tokio::task::JoinSet<()> {
             "node-ipam-controller" => set.spawn(nodeipam::run(c)),
             "pod-garbage-collector-controller" => set.spawn(podgc::run(c)),
             "node-lifecycle-controller" => set.spawn(nodelifecycle::run(c)),
+            "service-lb-controller" => set.spawn(servicelb::run(c)),
             _ => continue,
         };
     }
