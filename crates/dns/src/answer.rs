@@ -81,7 +81,7 @@ pub(crate) fn answer(zone: &Zone, req: &Message) -> Outcome {
     };
     let Some(key) = key_of(q.name()) else {
         // Not a name the cluster can define (odd bytes): ours only if under the zone.
-        return if q.name().zone_of(&zone.origin) || zone.origin.zone_of(q.name()) {
+        return if zone.origin.zone_of(q.name()) {
             nxdomain(zone, req)
         } else {
             Outcome::Forward

@@ -277,7 +277,7 @@ impl Server {
         }
         {
             let mut zone = self.shared.zone.write();
-            drain(&mut zone, &mut svc_rx, &mut slice_rx);
+            drain(&mut zone, &mut svc_rx, &mut slice_rx, usize::MAX);
         }
         let tracker = TaskTracker::new();
         tracker.spawn(watch(
@@ -313,19 +313,26 @@ fn is_self(u: SocketAddr, local: SocketAddr) -> bool {
     u == local || (local.ip().is_unspecified() && u.port() == local.port() && u.ip().is_loopback())
 }
 
-/// Applies every queued informer event.
+/// Applies queued informer events, at most `limit` of each kind (so that a burst does not
+/// hold the write lock, and the queries waiting on it, for long).
 fn drain(
     zone: &mut Zone,
     svc_rx: &mut mpsc::UnboundedReceiver<Event<Service>>,
     slice_rx: &mut mpsc::UnboundedReceiver<Event<EndpointSlice>>,
+    limit: usize,
 ) {
-    while let Ok(ev) = svc_rx.try_recv() {
+    for _ in 0..limit {
+        let Ok(ev) = svc_rx.try_recv() else { break };
         apply_service(zone, ev);
     }
-    while let Ok(ev) = slice_rx.try_recv() {
+    for _ in 0..limit {
+        let Ok(ev) = slice_rx.try_recv() else { break };
         apply_slice(zone, ev);
     }
 }
+
+/// Events applied under one write lock while serving.
+const EVENT_BATCH: usize = 64;
 
 fn apply_service(zone: &mut Zone, ev: Event<Service>) {
     match ev {
@@ -357,7 +364,7 @@ async fn watch(
                 Some(ev) => {
                     let mut zone = shared.zone.write();
                     apply_service(&mut zone, ev);
-                    drain(&mut zone, &mut svc_rx, &mut slice_rx);
+                    drain(&mut zone, &mut svc_rx, &mut slice_rx, EVENT_BATCH);
                 }
                 None => svc_open = false,
             },
@@ -365,7 +372,7 @@ async fn watch(
                 Some(ev) => {
                     let mut zone = shared.zone.write();
                     apply_slice(&mut zone, ev);
-                    drain(&mut zone, &mut svc_rx, &mut slice_rx);
+                    drain(&mut zone, &mut svc_rx, &mut slice_rx, EVENT_BATCH);
                 }
                 None => slice_open = false,
             },
