@@ -108,11 +108,14 @@ fn current_ingress(svc: &Service) -> Vec<LoadBalancerIngress> {
 fn node_lb_state(n: &Node) -> (bool, Option<Vec<(String, String)>>) {
     (
         node_included(n),
-        n.status.as_ref().and_then(|s| s.addresses.as_ref()).map(|a| {
-            a.iter()
-                .map(|a| (a.type_.clone(), a.address.clone()))
-                .collect()
-        }),
+        n.status
+            .as_ref()
+            .and_then(|s| s.addresses.as_ref())
+            .map(|a| {
+                a.iter()
+                    .map(|a| (a.type_.clone(), a.address.clone()))
+                    .collect()
+            }),
     )
 }
 
