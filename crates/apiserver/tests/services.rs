@@ -373,7 +373,10 @@ async fn updates_keep_allocated_values_and_follow_type_changes() {
     let (code, err) = a.put("web", cur.clone()).await;
     assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
     assert_eq!(cause(&err).0, "spec.externalTrafficPolicy");
-    cur["spec"].as_object_mut().unwrap().remove("externalTrafficPolicy");
+    cur["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("externalTrafficPolicy");
     let (code, cip) = a.put("web", cur).await;
     assert_eq!(code, StatusCode::OK, "{cip}");
     assert_eq!(node_ports(&cip), vec![0, 0, 0]);
@@ -395,7 +398,10 @@ async fn updates_keep_allocated_values_and_follow_type_changes() {
     let (_, mut cur) = a.get(&format!("{SVCS}/web")).await;
     cur["spec"]["type"] = json!("ExternalName");
     cur["spec"]["externalName"] = json!("example.com");
-    cur["spec"].as_object_mut().unwrap().remove("externalTrafficPolicy");
+    cur["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("externalTrafficPolicy");
     let (code, ext) = a.put("web", cur).await;
     assert_eq!(code, StatusCode::OK, "{ext}");
     for f in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
