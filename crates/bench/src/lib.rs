@@ -11,16 +11,17 @@
 //! - [`scenarios`]: the measured phases.
 //! - [`cpu`]: CPU used by the server, the client and other processes during each phase.
 //! - [`stats`], [`report`]: percentiles and the table.
-//! - [`controlplane`], [`node`], [`proxy`]: the `--controlplane`, `--node` and `--proxy`
-//!   benchmarks.
+//! - [`controlplane`], [`node`], [`proxy`], [`dns`]: the `--controlplane`, `--node`, `--proxy`
+//!   and `--dns` benchmarks.
 
 pub mod client;
 pub mod controlplane;
 pub mod cpu;
+pub mod dns;
 mod error;
 pub mod node;
-pub mod proxy;
 pub mod pods;
+pub mod proxy;
 pub mod report;
 pub mod scenarios;
 pub mod server;

@@ -92,14 +92,18 @@ pub async fn run(r8s: &Path, plan: &Plan, progress: &dyn Fn(&str)) -> Result<Rep
         .map_err(|e| BenchError::io("ip netns add", e))?;
     if !made.success() {
         srv.stop().await;
-        return Err(BenchError::Unexpected(format!("ip netns add {NETNS} failed")));
+        return Err(BenchError::Unexpected(format!(
+            "ip netns add {NETNS} failed"
+        )));
     }
     let result = async {
         let client = crate::node::client_for(&data).await?;
         measure(client, plan, &mut report, progress).await
     }
     .await;
-    let _ = StdCommand::new("ip").args(["netns", "delete", NETNS]).status();
+    let _ = StdCommand::new("ip")
+        .args(["netns", "delete", NETNS])
+        .status();
     srv.stop().await;
     result?;
     Ok(report)
@@ -152,7 +156,10 @@ async fn measure(
         .await;
     results.into_iter().collect::<Result<Vec<()>, _>>()?;
     report.figures.push(Figure::info(
-        format!("create {} Services + EndpointSlices through the API", plan.services),
+        format!(
+            "create {} Services + EndpointSlices through the API",
+            plan.services
+        ),
         format!("{:.1} s", started.elapsed().as_secs_f64()),
     ));
 
@@ -181,27 +188,49 @@ async fn measure(
     progress("starting the proxy");
     let started = Instant::now();
     let task = {
-        let (p, s, e, c) = (p.clone(), svc_inf.clone(), slice_inf.clone(), shutdown.clone());
+        let (p, s, e, c) = (
+            p.clone(),
+            svc_inf.clone(),
+            slice_inf.clone(),
+            shutdown.clone(),
+        );
         tokio::spawn(async move { p.run(s, e, c).await })
     };
-    let full = tokio::time::timeout(Duration::from_secs(120), info.wait_for(|i| i.generation >= 1))
-        .await
-        .map_err(|_| BenchError::Unexpected("the proxy did not program the table in 120 s".into()))?
-        .map_err(|_| BenchError::Unexpected("the proxy stopped".into()))?
-        .clone();
+    let full = tokio::time::timeout(
+        Duration::from_secs(120),
+        info.wait_for(|i| i.generation >= 1),
+    )
+    .await
+    .map_err(|_| BenchError::Unexpected("the proxy did not program the table in 120 s".into()))?
+    .map_err(|_| BenchError::Unexpected("the proxy stopped".into()))?
+    .clone();
     let scratch = started.elapsed();
     report.figures.push(Figure::at_most(
         format!(
             "{} Services × {} endpoints programmed from scratch",
             plan.services, plan.endpoints
         ),
-        format!("{} ms (nft transaction {} ms)", ms(scratch), ms(full.duration)),
+        format!(
+            "{} ms (nft transaction {} ms)",
+            ms(scratch),
+            ms(full.duration)
+        ),
         scratch.as_secs_f64(),
         2.0,
         "≤ 2 s",
     ));
     let listing = StdCommand::new("ip")
-        .args(["netns", "exec", NETNS, "nft", "list", "map", "ip", "r8s", "ip-backends"])
+        .args([
+            "netns",
+            "exec",
+            NETNS,
+            "nft",
+            "list",
+            "map",
+            "ip",
+            "r8s",
+            "ip-backends",
+        ])
         .output()
         .map_err(|e| BenchError::io("nft list", e))?;
     let programmed = String::from_utf8_lossy(&listing.stdout)
@@ -212,7 +241,10 @@ async fn measure(
         format!("{programmed} (expected {})", plan.services * plan.endpoints),
     ));
 
-    progress(&format!("{} endpoint changes through the API", plan.changes));
+    progress(&format!(
+        "{} endpoint changes through the API",
+        plan.changes
+    ));
     let mut e2e = Vec::with_capacity(plan.changes);
     let mut own = Vec::with_capacity(plan.changes);
     let pp = PatchParams::apply("bench").force();
@@ -255,7 +287,12 @@ async fn measure(
                 "endpoint change → programmed, through the API, among {} Services (p99 of {})",
                 plan.services, s.count
             ),
-            format!("p50 {} ms, p99 {} ms, max {} ms", ms(s.p50), ms(s.p99), ms(s.max)),
+            format!(
+                "p50 {} ms, p99 {} ms, max {} ms",
+                ms(s.p50),
+                ms(s.p99),
+                ms(s.max)
+            ),
             s.p99.as_secs_f64() * 1000.0,
             200.0,
             "p99 ≤ 200 ms",
@@ -263,8 +300,16 @@ async fn measure(
     }
     if let Some(s) = Summary::of(own) {
         report.figures.push(Figure::at_most(
-            format!("one change among {} Services applied by the proxy", plan.services),
-            format!("p50 {} ms, p99 {} ms, max {} ms", ms(s.p50), ms(s.p99), ms(s.max)),
+            format!(
+                "one change among {} Services applied by the proxy",
+                plan.services
+            ),
+            format!(
+                "p50 {} ms, p99 {} ms, max {} ms",
+                ms(s.p50),
+                ms(s.p99),
+                ms(s.max)
+            ),
             s.p99.as_secs_f64() * 1000.0,
             50.0,
             "≤ 50 ms",

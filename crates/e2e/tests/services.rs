@@ -12,6 +12,9 @@ use e2e::node::{NodeCluster, http_get};
 use e2e::{Namespace, eventually, json};
 use serde_json::Value;
 
+/// One request of a load loop: when it ended and how.
+type Attempt = (Instant, Result<(), String>);
+
 fn pods_json(ns: &Namespace, selector: &str) -> Vec<Value> {
     json(&ns.kubectl_ok(&["get", "pods", "-l", selector, "-o", "json"]))["items"]
         .as_array()
@@ -96,7 +99,10 @@ fn client_pod(ns: &Namespace) {
 
 /// Runs a shell command in the client pod: exit success and output.
 fn in_client(ns: &Namespace, script: &str) -> (bool, String) {
-    let out = ns.kubectl(&["exec", "client", "--", "sh", "-c", script]);
+    // The namespace must come before `--`.
+    let out = ns
+        .server()
+        .kubectl(&["-n", &ns.name, "exec", "client", "--", "sh", "-c", script]);
     let mut text = e2e::stdout(&out);
     text.push_str(&e2e::stderr(&out));
     (out.status.success(), text)
@@ -121,9 +127,25 @@ fn expose_resolve_and_follow_pods() {
     let n = ns.name.clone();
 
     // The API server's own Service and the cluster DNS Service exist from the start.
-    let k = json(&ns.server().kubectl_ok(&["get", "service", "kubernetes", "-n", "default", "-o", "json"]));
+    let k = json(&ns.server().kubectl_ok(&[
+        "get",
+        "service",
+        "kubernetes",
+        "-n",
+        "default",
+        "-o",
+        "json",
+    ]));
     assert_eq!(k["spec"]["clusterIP"], "10.43.0.1", "{k}");
-    let dns = json(&ns.server().kubectl_ok(&["get", "service", "kube-dns", "-n", "kube-system", "-o", "json"]));
+    let dns = json(&ns.server().kubectl_ok(&[
+        "get",
+        "service",
+        "kube-dns",
+        "-n",
+        "kube-system",
+        "-o",
+        "json",
+    ]));
     assert_eq!(dns["spec"]["clusterIP"], "10.43.0.10", "{dns}");
 
     ns.kubectl_ok(&["create", "deployment", "nginx", "--image=nginx"]);
@@ -133,11 +155,18 @@ fn expose_resolve_and_follow_pods() {
     let cluster_ip = svc["spec"]["clusterIP"].as_str().unwrap().to_string();
     assert!(cluster_ip.starts_with("10.43."), "{svc}");
     let table = ns.kubectl_ok(&["get", "service", "nginx"]);
-    assert!(table.contains(&cluster_ip) && table.contains("80/TCP"), "{table}");
+    assert!(
+        table.contains(&cluster_ip) && table.contains("80/TCP"),
+        "{table}"
+    );
     // `get endpoints` and `get ep` show the pod's IP and port.
     eventually(30, "endpoints list the pod", || {
         let got = endpoint_ips(&ns, "nginx");
-        if got == ips { Ok(()) } else { Err(format!("{got:?} != {ips:?}")) }
+        if got == ips {
+            Ok(())
+        } else {
+            Err(format!("{got:?} != {ips:?}"))
+        }
     });
     let ep = ns.kubectl_ok(&["get", "ep", "nginx"]);
     let pod_ip = ips.iter().next().unwrap().clone();
@@ -161,7 +190,7 @@ fn expose_resolve_and_follow_pods() {
 
     // A load loop through the Service while the backend pod is replaced.
     let stop = Arc::new(AtomicBool::new(false));
-    let results: Arc<Mutex<Vec<(Instant, Result<(), String>)>>> = Arc::default();
+    let results: Arc<Mutex<Vec<Attempt>>> = Arc::default();
     let looper = {
         let (stop, results, ip) = (stop.clone(), results.clone(), cluster_ip.clone());
         std::thread::spawn(move || {
@@ -225,6 +254,7 @@ spec:
     metadata:
       labels: {app: who}
     spec:
+      terminationGracePeriodSeconds: 2
       containers:
       - name: httpd
         image: busybox
@@ -238,11 +268,28 @@ spec:
 "#;
     ns.kubectl_stdin_ok(&["apply", "-f", "-"], manifest);
     ns.kubectl_ok(&[
-        "expose", "deployment", "who", "--port", "80", "--target-port", "web", "--type", "NodePort",
+        "expose",
+        "deployment",
+        "who",
+        "--port",
+        "80",
+        "--target-port",
+        "web",
+        "--type",
+        "NodePort",
     ]);
     ns.kubectl_ok(&[
-        "expose", "deployment", "who", "--name", "who-headless", "--cluster-ip", "None",
-        "--port", "80", "--target-port", "8080",
+        "expose",
+        "deployment",
+        "who",
+        "--name",
+        "who-headless",
+        "--cluster-ip",
+        "None",
+        "--port",
+        "80",
+        "--target-port",
+        "8080",
     ]);
     let ips = ready_ips(&ns, "app=who", 3);
     let names: BTreeSet<String> = pods_json(&ns, "app=who")
@@ -258,7 +305,11 @@ spec:
             "for i in $(seq 1 40); do timeout 5 wget -qO- http://who/; done",
         );
         let seen: BTreeSet<String> = out.lines().map(|l| l.trim().to_string()).collect();
-        if seen == names { Ok(seen) } else { Err(format!("{seen:?} != {names:?}")) }
+        if seen == names {
+            Ok(seen)
+        } else {
+            Err(format!("{seen:?} != {names:?}"))
+        }
     });
     assert_eq!(seen.len(), 3);
 
@@ -271,6 +322,71 @@ spec:
     assert_eq!(code, 200);
     assert!(names.contains(body.trim()), "{body}");
 
+    // Type LoadBalancer is answered with the node's address, where the port then answers.
+    ns.kubectl_ok(&[
+        "expose",
+        "deployment",
+        "who",
+        "--name",
+        "who-lb",
+        "--type",
+        "LoadBalancer",
+        "--port",
+        "8081",
+        "--target-port",
+        "web",
+    ]);
+    let lb = eventually(60, "the LoadBalancer gets the node's address", || {
+        let v = json(&ns.kubectl_ok(&["get", "service", "who-lb", "-o", "json"]));
+        match v["status"]["loadBalancer"]["ingress"][0]["ip"].as_str() {
+            Some(ip) => Ok(ip.to_string()),
+            None => Err(v["status"].to_string()),
+        }
+    });
+    assert_eq!(lb, node);
+    let row = ns.kubectl_ok(&["get", "service", "who-lb", "--no-headers"]);
+    assert!(row.contains(&node) && row.contains("8081:"), "{row}");
+    let (code, body) = eventually(30, "the LoadBalancer address answers", || {
+        http_get(&node, 8081, "/")
+    });
+    assert_eq!(code, 200);
+    assert!(names.contains(body.trim()), "{body}");
+
+    // Bad requests are refused with the field named, and change nothing.
+    let out = ns.kubectl(&[
+        "create",
+        "service",
+        "clusterip",
+        "outside",
+        "--tcp=80",
+        "--clusterip=192.168.1.1",
+    ]);
+    let err = e2e::stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("spec.clusterIPs") && err.contains("is not in the valid range"),
+        "{err}"
+    );
+    let taken = node_port.to_string();
+    let out = ns.kubectl(&[
+        "create",
+        "service",
+        "nodeport",
+        "taken",
+        "--tcp=80",
+        "--node-port",
+        &taken,
+    ]);
+    let err = e2e::stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("spec.ports[0].nodePort")
+            && err.contains("provided port is already allocated"),
+        "{err}"
+    );
+    assert!(!ns.kubectl(&["get", "service", "outside"]).status.success());
+    assert!(!ns.kubectl(&["get", "service", "taken"]).status.success());
+
     // The headless Service resolves to the pod IPs.
     let (ok, out) = in_client(&ns, &format!("nslookup who-headless.{n}.svc.cluster.local"));
     assert!(ok, "{out}");
@@ -280,10 +396,15 @@ spec:
 
     // A pod failing its readiness probe leaves the rotation.
     let victim = names.iter().next().unwrap().clone();
-    ns.kubectl_ok(&["exec", &victim, "--", "rm", "/tmp/ready"]);
+    ns.server()
+        .kubectl_ok(&["-n", &ns.name, "exec", &victim, "--", "rm", "/tmp/ready"]);
     eventually(60, "the unready pod leaves the endpoints", || {
         let got = endpoint_ips(&ns, "who");
-        if got.len() == 2 { Ok(()) } else { Err(format!("{got:?}")) }
+        if got.len() == 2 {
+            Ok(())
+        } else {
+            Err(format!("{got:?}"))
+        }
     });
     let (_, out) = in_client(
         &ns,
@@ -296,10 +417,17 @@ spec:
     // Scaled to zero: connections are refused at once, from the host and from a pod.
     let cluster_ip = svc["spec"]["clusterIP"].as_str().unwrap().to_string();
     ns.kubectl_ok(&["scale", "deployment", "who", "--replicas=0"]);
-    eventually(60, "no endpoints left", || {
-        let got = endpoint_ips(&ns, "who");
-        if got.is_empty() { Ok(()) } else { Err(format!("{got:?}")) }
+    // (Terminating pods still serve until they are gone, as upstream's proxy does when no
+    // endpoint is ready.)
+    eventually(60, "the pods gone", || {
+        let left = pods_json(&ns, "app=who").len();
+        if left == 0 {
+            Ok(())
+        } else {
+            Err(format!("{left} left"))
+        }
     });
+    assert!(endpoint_ips(&ns, "who").is_empty());
     eventually(10, "the ClusterIP refuses connections", || {
         let started = Instant::now();
         match http_get(&cluster_ip, 80, "/") {
@@ -311,5 +439,9 @@ spec:
     let (ok, out) = in_client(&ns, "timeout 5 wget -qO- http://who/");
     assert!(!ok, "{out}");
     assert!(out.contains("refused"), "{out}");
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
 }

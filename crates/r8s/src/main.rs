@@ -1,5 +1,7 @@
 //! The r8s binary: wires the components together. `r8s server` runs the control plane.
 
+mod agent;
+
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -49,6 +51,16 @@ struct AgentCommandArgs {
         default_value = "/var/lib/r8s"
     )]
     data_dir: PathBuf,
+    /// IPv4 range of Service ClusterIPs (the server's `--service-cidr`).
+    #[arg(long, default_value = "10.43.0.0/16")]
+    service_cidr: String,
+    /// IPv4 range of pod IPs (the server's `--cluster-cidr`).
+    #[arg(long, default_value = "10.42.0.0/16")]
+    cluster_cidr: String,
+    /// Remove what the agent programs on the host (the service proxy's nftables table) and
+    /// exit.
+    #[arg(long)]
+    cleanup: bool,
     #[command(flatten)]
     agent: AgentArgs,
 }
@@ -89,6 +101,15 @@ struct AgentArgs {
     /// Port of the agent's HTTPS server (logs, exec, port-forward).
     #[arg(long, default_value_t = 10250)]
     kubelet_port: u16,
+    /// Do not run the service proxy (nftables).
+    #[arg(long)]
+    disable_kube_proxy: bool,
+    /// Do not run the cluster DNS server.
+    #[arg(long)]
+    disable_cluster_dns: bool,
+    /// Resolver configuration whose nameservers answer names outside the cluster.
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    resolv_conf: PathBuf,
 }
 
 impl AgentArgs {
@@ -124,6 +145,42 @@ impl AgentArgs {
         }
         Ok(c)
     }
+
+    /// The kubelet, proxy and DNS configuration of the agent.
+    fn parts(
+        &self,
+        data_dir: &std::path::Path,
+        service_cidr: &str,
+        cluster_cidr: &str,
+    ) -> anyhow::Result<agent::Parts> {
+        let kubelet = self.config(data_dir)?;
+        let proxy = if self.disable_kube_proxy {
+            None
+        } else {
+            Some(proxy_config(
+                &kubelet.node_name,
+                service_cidr,
+                cluster_cidr,
+            )?)
+        };
+        Ok(agent::Parts {
+            kubelet,
+            proxy,
+            dns_resolv_conf: (!self.disable_cluster_dns).then(|| self.resolv_conf.clone()),
+        })
+    }
+}
+
+fn proxy_config(
+    node_name: &str,
+    service_cidr: &str,
+    cluster_cidr: &str,
+) -> anyhow::Result<proxy::Config> {
+    let svc = proxy::Ipv4Cidr::parse(service_cidr)
+        .with_context(|| format!("invalid service CIDR {service_cidr}"))?;
+    let cluster = proxy::Ipv4Cidr::parse(cluster_cidr)
+        .with_context(|| format!("invalid cluster CIDR {cluster_cidr}"))?;
+    Ok(proxy::Config::new(node_name, svc, cluster))
 }
 
 #[derive(clap::Args)]
@@ -189,6 +246,13 @@ struct ServerArgs {
     /// Compact store history older than this many revisions behind the head, every 5 minutes.
     #[arg(long, default_value_t = 10_000, hide = true)]
     compact_keep: i64,
+    /// Port range NodePorts are allocated from.
+    #[arg(long, default_value = "30000-32767")]
+    service_node_port_range: String,
+    /// Address the `kubernetes` Service's endpoints point at (default: the address of the
+    /// default route's interface).
+    #[arg(long)]
+    advertise_address: Option<IpAddr>,
     /// IPv4 range node pod CIDRs are carved from.
     #[arg(long, default_value = "10.42.0.0/16")]
     cluster_cidr: String,
@@ -317,6 +381,16 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             tls_sans: args.tls_san.clone(),
             service_cidr: apiserver::ipalloc::ServiceCidr::parse(&args.service_cidr)
                 .with_context(|| format!("invalid --service-cidr {}", args.service_cidr))?,
+            service_node_port_range: apiserver::portalloc::PortRange::parse(
+                &args.service_node_port_range,
+            )
+            .with_context(|| {
+                format!(
+                    "invalid --service-node-port-range {} (want e.g. 30000-32767)",
+                    args.service_node_port_range
+                )
+            })?,
+            advertise_address: args.advertise_address.or(args.agent.node_ip),
         },
         store,
         shutdown.clone(),
@@ -412,12 +486,14 @@ fn start_components(
         ));
     }
     if !args.disable_agent {
-        let config = args.agent.config(&args.data_dir)?;
-        let client = client(&format!("system:node:{}", config.node_name));
+        let parts = args
+            .agent
+            .parts(&args.data_dir, &args.service_cidr, &args.cluster_cidr)?;
+        let client = client(&format!("system:node:{}", parts.kubelet.node_name));
         let factory = factory.clone();
         let shutdown = shutdown.clone();
         set.spawn(async move {
-            if let Err(e) = kubelet::run(config, client, factory, shutdown).await {
+            if let Err(e) = agent::run(parts, client, factory, shutdown).await {
                 tracing::error!(error = %e, "the node agent stopped");
             }
         });
@@ -446,12 +522,26 @@ async fn client_from(kubeconfig: &std::path::Path) -> anyhow::Result<kube::Clien
 }
 
 async fn agent_command(args: AgentCommandArgs) -> anyhow::Result<()> {
+    let parts = args
+        .agent
+        .parts(&args.data_dir, &args.service_cidr, &args.cluster_cidr)?;
+    if args.cleanup {
+        let cfg = proxy_config(
+            &parts.kubelet.node_name,
+            &args.service_cidr,
+            &args.cluster_cidr,
+        )?;
+        proxy::cleanup(&cfg)
+            .await
+            .context("removing the service proxy's nftables table")?;
+        eprintln!("r8s agent: removed the nftables table {}", cfg.table);
+        return Ok(());
+    }
     let client = client_from(&args.kubeconfig).await?;
-    let config = args.agent.config(&args.data_dir)?;
     let shutdown = CancellationToken::new();
     let factory = informers::Factory::new(client.clone(), shutdown.clone());
-    let name = config.node_name.clone();
-    let mut task = tokio::spawn(kubelet::run(config, client, factory, shutdown.clone()));
+    let name = parts.kubelet.node_name.clone();
+    let mut task = tokio::spawn(agent::run(parts, client, factory, shutdown.clone()));
     eprintln!("r8s agent: node {name} running");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing SIGTERM handler")?;
