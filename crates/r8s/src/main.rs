@@ -30,7 +30,7 @@ enum Command {
     /// Run simulated nodes (like kwok) against a running server.
     Sim(SimCommandArgs),
     /// Run a node agent (kubelet: containerd + runc + CNI) against a running server.
-    Agent(AgentCommandArgs),
+    Agent(Box<AgentCommandArgs>),
 }
 
 #[derive(clap::Args)]
@@ -346,7 +346,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server(args) => rt.block_on(server(*args)),
         Command::Sim(args) => rt.block_on(sim_command(args)),
-        Command::Agent(args) => rt.block_on(agent_command(args)),
+        Command::Agent(args) => rt.block_on(agent_command(*args)),
     }
 }
 
