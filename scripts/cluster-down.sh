@@ -5,7 +5,8 @@
 #   scripts/cluster-down.sh            # stop the server; pods' containers keep running (like a
 #                                      # kubelet restart: the next start adopts them)
 #   scripts/cluster-down.sh --kill-all # also delete every pod, wait for their containers to go,
-#                                      # and stop the agent's containerd
+#                                      # stop the agent's containerd and remove the service
+#                                      # proxy's nftables table
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -52,6 +53,15 @@ else
     echo "cluster-down: r8s server (pid $pid) was not running" >&2
 fi
 rm -f "$PID_FILE"
+if [ "$KILL_ALL" -eq 1 ]; then
+    # The service proxy's nftables table (it outlives the agent by design, like kube-proxy's).
+    BIN="${R8S_BIN:-$REPO/target/release/r8s}"
+    if [ -x "$BIN" ]; then
+        "$BIN" agent --cleanup -d "$DATA_DIR" >/dev/null 2>&1 || true
+    elif command -v nft >/dev/null; then
+        nft delete table ip r8s 2>/dev/null || true
+    fi
+fi
 if [ "$KILL_ALL" -eq 1 ] && [ -f "$DATA_DIR/agent/containerd/containerd.pid" ]; then
     cpid="$(cat "$DATA_DIR/agent/containerd/containerd.pid")"
     if grep -q containerd "/proc/$cpid/cmdline" 2>/dev/null; then
