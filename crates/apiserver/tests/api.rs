@@ -2,22 +2,20 @@
 //! In-process API tests: the real router, registry, watch cache and SQLite store, driven with
 //! HTTP requests through `tower::ServiceExt::oneshot` (no TLS).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use apiserver::cacher::Cacher;
-use apiserver::registry::Registry;
-use apiserver::server::{User, router};
+use apiserver::server::router;
 use apiserver::{ApiState, bootstrap};
 use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-const TOKEN: &str = "test-token";
+mod support;
+
+use support::{TOKEN, state_over};
 
 struct Api {
     state: Arc<ApiState>,
@@ -33,36 +31,6 @@ async fn api() -> Api {
     bootstrap(&state).await.unwrap();
     state.ready.store(true, std::sync::atomic::Ordering::SeqCst);
     Api { state, _dir: dir }
-}
-
-/// An API server state (watch cache started) over `store`, with the test token.
-async fn state_over(store: Arc<dyn store::Store>) -> Arc<ApiState> {
-    let registry = Arc::new(Registry::builtin());
-    let cancel = CancellationToken::new();
-    let cacher = Cacher::start(
-        store.clone(),
-        registry.clone(),
-        apiserver::handlers::read::extract_fields,
-        cancel.clone(),
-    )
-    .await
-    .unwrap();
-    let mut tokens = HashMap::new();
-    tokens.insert(
-        TOKEN.to_string(),
-        User {
-            name: "admin".into(),
-            groups: vec!["system:masters".into()],
-        },
-    );
-    Arc::new(ApiState::new(
-        registry,
-        store,
-        cacher,
-        cancel,
-        tokens,
-        "127.0.0.1:6443".into(),
-    ))
 }
 
 impl Api {

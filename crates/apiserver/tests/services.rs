@@ -2,14 +2,12 @@
 //! Service allocation (ClusterIPs, NodePorts), update semantics and the bootstrap Services,
 //! through the real router, watch cache and SQLite store.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
 use apiserver::bootstrap_services::{self, Settings};
-use apiserver::cacher::Cacher;
-use apiserver::registry::Registry;
-use apiserver::server::{User, router};
+use apiserver::server::router;
 use apiserver::{ApiState, bootstrap};
 use axum::body::Body;
 use http::{Request, StatusCode};
@@ -18,7 +16,9 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-const TOKEN: &str = "test-token";
+mod support;
+
+use support::{TOKEN, state_over};
 const SVCS: &str = "/api/v1/namespaces/default/services";
 
 struct Api {
@@ -36,33 +36,8 @@ async fn api_at(dir: &Path) -> Api {
     let store = store::sqlite::SqliteStore::open(&dir.join("db"), Default::default())
         .await
         .unwrap();
-    let store: Arc<dyn store::Store> = Arc::new(store);
-    let registry = Arc::new(Registry::builtin());
-    let cancel = CancellationToken::new();
-    let cacher = Cacher::start(
-        store.clone(),
-        registry.clone(),
-        apiserver::handlers::read::extract_fields,
-        cancel.clone(),
-    )
-    .await
-    .unwrap();
-    let mut tokens = HashMap::new();
-    tokens.insert(
-        TOKEN.to_string(),
-        User {
-            name: "admin".into(),
-            groups: vec!["system:masters".into()],
-        },
-    );
-    let state = Arc::new(ApiState::new(
-        registry,
-        store,
-        cacher,
-        cancel.clone(),
-        tokens,
-        "127.0.0.1:6443".into(),
-    ));
+    let state = state_over(Arc::new(store)).await;
+    let cancel = state.shutdown.clone();
     bootstrap(&state).await.unwrap();
     Api { state, cancel }
 }

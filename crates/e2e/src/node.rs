@@ -226,3 +226,22 @@ pub fn http_get(host: &str, port: u16, path: &str) -> Result<(u16, String), Stri
         .to_string();
     Ok((code, body))
 }
+
+/// The pods of `ns` matching the label `selector`, as JSON.
+pub fn pods_json(ns: &crate::Namespace, selector: &str) -> Vec<serde_json::Value> {
+    crate::json(&ns.kubectl_ok(&["get", "pods", "-l", selector, "-o", "json"]))["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Whether a pod is Running, Ready and not being deleted.
+pub fn is_running_ready(p: &serde_json::Value) -> bool {
+    p["status"]["phase"] == "Running"
+        && p["metadata"]["deletionTimestamp"].is_null()
+        && p["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}

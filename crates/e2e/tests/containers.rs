@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::node::{NodeCluster, http_get};
+use e2e::node::{NodeCluster, http_get, is_running_ready, pods_json};
 use e2e::{Namespace, eventually, json, nginx_deployment};
 use serde_json::Value;
 
@@ -18,23 +18,6 @@ fn run(ns: &Namespace, args: &[&str]) {
 
 fn pod_json(ns: &Namespace, name: &str) -> Value {
     json(&ns.kubectl_ok(&["get", "pod", name, "-o", "json"]))
-}
-
-fn pods_json(ns: &Namespace, selector: &str) -> Vec<Value> {
-    json(&ns.kubectl_ok(&["get", "pods", "-l", selector, "-o", "json"]))["items"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-fn is_running_ready(p: &Value) -> bool {
-    p["status"]["phase"] == "Running"
-        && p["metadata"]["deletionTimestamp"].is_null()
-        && p["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True")
 }
 
 fn nginx_page(ip: &str) -> Result<(), String> {

@@ -8,36 +8,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use e2e::node::{NodeCluster, http_get};
+use e2e::node::{NodeCluster, http_get, is_running_ready, pods_json};
 use e2e::{Namespace, eventually, json};
-use serde_json::Value;
 
 /// One request of a load loop: when it ended and how.
 type Attempt = (Instant, Result<(), String>);
-
-fn pods_json(ns: &Namespace, selector: &str) -> Vec<Value> {
-    json(&ns.kubectl_ok(&["get", "pods", "-l", selector, "-o", "json"]))["items"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-fn is_ready(p: &Value) -> bool {
-    p["status"]["phase"] == "Running"
-        && p["metadata"]["deletionTimestamp"].is_null()
-        && p["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-}
 
 /// The IPs of the ready pods matching `selector`, once there are `n`.
 fn ready_ips(ns: &Namespace, selector: &str, n: usize) -> BTreeSet<String> {
     eventually(120, &format!("{n} ready pods {selector}"), || {
         let ips: BTreeSet<String> = pods_json(ns, selector)
             .iter()
-            .filter(|p| is_ready(p))
+            .filter(|p| is_running_ready(p))
             .filter_map(|p| p["status"]["podIP"].as_str().map(str::to_string))
             .collect();
         if ips.len() == n {
@@ -89,7 +71,7 @@ fn client_pod(ns: &Namespace) {
     ]);
     eventually(90, "the client pod Running", || {
         let p = json(&ns.kubectl_ok(&["get", "pod", "client", "-o", "json"]));
-        if is_ready(&p) {
+        if is_running_ready(&p) {
             Ok(())
         } else {
             Err(p["status"].to_string())
