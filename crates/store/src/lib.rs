@@ -9,11 +9,13 @@
 //! Layout:
 //! - [`Store`]: the trait every backend implements, documented edge case by edge case.
 //! - [`sqlite`]: the embedded backend (WAL, group commit).
+//! - [`etcd`]: the backend over an etcd v3 cluster (revisions are etcd's revisions).
 //! - [`conformance`]: the suite every backend must pass, written once.
 //! - [`spawn_compactor`] / [`compact_once`]: periodic compaction keeping recent history, for any
 //!   backend.
 
 pub mod conformance;
+pub mod etcd;
 pub mod sqlite;
 
 use std::pin::Pin;

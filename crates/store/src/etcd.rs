@@ -1,0 +1,742 @@
+//! A [`Store`] over an etcd v3 cluster (the `etcd-client` gRPC client).
+//!
+//! The mapping is the one the Kubernetes API server uses: a store revision is etcd's revision (so a
+//! `resourceVersion` is an etcd mod revision), `create` is a transaction guarded by
+//! `create_revision == 0`, `update` and conditional `delete` are transactions guarded by the key's
+//! `mod_revision`, reads at a revision are etcd ranges at that revision, and watches are etcd
+//! watches from `after + 1` with previous values.
+//!
+//! Two details differ from raw etcd, so that the store keeps the [`Store`] contract:
+//! - etcd's revision 1 is the empty cluster (its first write gets revision 2). No write ever has
+//!   revision 1, so a cluster that was never written reports revision 0 ("before the first write"),
+//!   like every other backend, and a read at revision 0 reads etcd's empty revision 1.
+//! - `compact(r)` compacts etcd at `r - 1`: the trait keeps the previous values of the events from
+//!   `r` on (a watch with `after = r - 1` gets full events), and etcd looks those up at the
+//!   event's revision minus one. Reads and watches below `r` are refused by the store itself, so
+//!   the compacted revision the store reports is `r`; a compaction etcd reports (made by another
+//!   client at `c`) is taken as the store revision `c + 1`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use etcd_client::{
+    Certificate, Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions,
+    GetResponse, Identity, KvClient, TlsOptions, Txn, TxnOp, TxnOpResponse, TxnResponse,
+    WatchClient, WatchOptions,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::{Event, KeyValue, RangeResult, Result, Revision, Store, StoreError, WatchStream};
+
+/// How long the store waits for etcd to report its compaction revision on a probe watch.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TLS material for the connection to etcd (PEM files, as `--datastore-cafile`,
+/// `--datastore-certfile` and `--datastore-keyfile`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EtcdTls {
+    /// The CA bundle that signed the etcd servers' certificates.
+    pub ca_file: Option<PathBuf>,
+    /// The client certificate presented to etcd (needs `key_file`).
+    pub cert_file: Option<PathBuf>,
+    /// The client certificate's private key (needs `cert_file`).
+    pub key_file: Option<PathBuf>,
+}
+
+/// How to reach etcd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdOptions {
+    /// The client URLs of the etcd members, e.g. `https://10.0.0.1:2379`. With TLS they must be
+    /// `https://` URLs.
+    pub endpoints: Vec<String>,
+    /// TLS material; `None` for plain `http://` endpoints.
+    pub tls: Option<EtcdTls>,
+    /// Prepended to every key in etcd (and stripped from the keys read back), so several clusters
+    /// can share one etcd. Empty by default: the store's keys (`/registry/...`) are etcd's keys.
+    pub prefix: String,
+    /// How many events a watcher may have buffered before it is cut off with
+    /// [`StoreError::WatcherLagged`].
+    pub watch_buffer: usize,
+    /// How long connecting to an endpoint may take.
+    pub connect_timeout: Duration,
+}
+
+impl Default for EtcdOptions {
+    fn default() -> Self {
+        Self {
+            endpoints: vec!["http://127.0.0.1:2379".to_owned()],
+            tls: None,
+            prefix: String::new(),
+            watch_buffer: 10_000,
+            connect_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// A [`Store`] backed by an etcd v3 cluster.
+///
+/// Dropping the store (or [`Self::close`]) ends its watches with [`StoreError::Closed`]; later
+/// calls fail with `Closed`.
+pub struct EtcdStore {
+    inner: Arc<Inner>,
+    watch_buffer: usize,
+    cancel: CancellationToken,
+}
+
+/// What the store's watch tasks share with it.
+struct Inner {
+    kv: KvClient,
+    watch: WatchClient,
+    prefix: String,
+    /// The store's compacted revision, as far as this client knows it.
+    compacted: AtomicI64,
+}
+
+impl std::fmt::Debug for EtcdStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdStore")
+            .field("prefix", &self.inner.prefix)
+            .field("compacted", &self.inner.compacted.load(Ordering::Acquire))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for EtcdStore {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// How an etcd request failed.
+enum Failure {
+    /// `mvcc: required revision has been compacted`.
+    Compacted,
+    /// `mvcc: required revision is a future revision`.
+    Future,
+    /// Anything else.
+    Other(StoreError),
+}
+
+fn classify(err: etcd_client::Error) -> Failure {
+    if let etcd_client::Error::GRpcStatus(status) = &err {
+        let msg = status.message();
+        if msg.contains("required revision has been compacted") {
+            return Failure::Compacted;
+        }
+        if msg.contains("required revision is a future revision") {
+            return Failure::Future;
+        }
+    }
+    Failure::Other(backend(err))
+}
+
+fn backend(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("etcd: {err}"))
+}
+
+/// The store revision of an etcd header revision: etcd's revision 1 is the never-written cluster.
+fn store_revision(etcd_revision: i64) -> Revision {
+    if etcd_revision <= 1 { 0 } else { etcd_revision }
+}
+
+/// The end of the key interval of everything starting with `prefix` (`\0`, "to the end", when no
+/// key is above the prefix).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+async fn read_pem(path: &std::path::Path) -> Result<Vec<u8>> {
+    tokio::fs::read(path)
+        .await
+        .map_err(|e| backend(format_args!("reading {}: {e}", path.display())))
+}
+
+impl EtcdStore {
+    /// Connects to etcd and checks that it answers (within `connect_timeout`).
+    pub async fn connect(opts: EtcdOptions) -> Result<Self> {
+        let mut connect = ConnectOptions::new()
+            .with_connect_timeout(opts.connect_timeout)
+            .with_keep_alive(Duration::from_secs(30), Duration::from_secs(10))
+            .with_require_leader(true);
+        if let Some(tls) = &opts.tls {
+            let mut config = TlsOptions::new();
+            if let Some(ca) = &tls.ca_file {
+                config = config.ca_certificate(Certificate::from_pem(read_pem(ca).await?));
+            }
+            match (&tls.cert_file, &tls.key_file) {
+                (Some(cert), Some(key)) => {
+                    config = config.identity(Identity::from_pem(
+                        read_pem(cert).await?,
+                        read_pem(key).await?,
+                    ));
+                }
+                (None, None) => {}
+                _ => {
+                    return Err(backend(
+                        "a client certificate needs both a certificate file and a key file",
+                    ));
+                }
+            }
+            connect = connect.with_tls(config);
+        }
+        let client = Client::connect(&opts.endpoints, Some(connect))
+            .await
+            .map_err(backend)?;
+        let store = Self {
+            inner: Arc::new(Inner {
+                kv: client.kv_client(),
+                watch: client.watch_client(),
+                prefix: opts.prefix,
+                compacted: AtomicI64::new(0),
+            }),
+            watch_buffer: opts.watch_buffer.max(1),
+            cancel: CancellationToken::new(),
+        };
+        match tokio::time::timeout(opts.connect_timeout, store.inner.load_compacted()).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(backend(format_args!(
+                    "no answer from {} within {:?}",
+                    opts.endpoints.join(","),
+                    opts.connect_timeout
+                )));
+            }
+        }
+        Ok(store)
+    }
+
+    /// Ends every watch with [`StoreError::Closed`]; later calls fail with `Closed`. Idempotent.
+    pub fn close(&self) {
+        self.cancel.cancel();
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.cancel.is_cancelled() {
+            Err(StoreError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A range read at `at` (latest when `None`), with the store's revision checks; returns the
+    /// response and the revision the read was served at.
+    async fn read(
+        &self,
+        key: Vec<u8>,
+        opts: GetOptions,
+        at: Option<Revision>,
+    ) -> Result<(GetResponse, Revision)> {
+        self.check_open()?;
+        let mut opts = opts;
+        if let Some(rev) = at {
+            self.inner.check_not_compacted(rev)?;
+            opts = opts.with_revision(rev.max(1));
+        }
+        let resp = match self.inner.kv.clone().get(key, Some(opts)).await {
+            Ok(resp) => resp,
+            Err(err) => return Err(self.inner.read_error(err, at.unwrap_or(0)).await),
+        };
+        let current = store_revision(resp.header().map_or(0, |h| h.revision()));
+        match at {
+            None => Ok((resp, current)),
+            // Only possible at revision 1 of a never-written cluster.
+            Some(rev) if rev > current => Err(StoreError::FutureRevision {
+                requested: rev,
+                current,
+            }),
+            Some(rev) => Ok((resp, rev)),
+        }
+    }
+
+    /// Runs a transaction whose else branch reads `key`, mapping a failed comparison to
+    /// `NotFound` (no key) or `Conflict` (another mod revision).
+    async fn guarded(&self, key: &str, txn: Txn, expected: Revision) -> Result<TxnResponse> {
+        self.check_open()?;
+        let resp = self.inner.kv.clone().txn(txn).await.map_err(backend)?;
+        if resp.succeeded() {
+            return Ok(resp);
+        }
+        let actual = resp.op_responses().into_iter().find_map(|op| match op {
+            TxnOpResponse::Get(get) => Some(get.kvs().first().map(|kv| kv.mod_revision())),
+            _ => None,
+        });
+        match actual {
+            Some(Some(actual)) => Err(StoreError::Conflict {
+                key: key.to_owned(),
+                expected,
+                actual,
+            }),
+            Some(None) => Err(StoreError::NotFound(key.to_owned())),
+            None => Err(backend("transaction failed without a read of the key")),
+        }
+    }
+}
+
+impl Inner {
+    fn full_key(&self, key: &str) -> Vec<u8> {
+        let mut full = Vec::with_capacity(self.prefix.len() + key.len());
+        full.extend_from_slice(self.prefix.as_bytes());
+        full.extend_from_slice(key.as_bytes());
+        full
+    }
+
+    /// A key no store key can collide with, for requests that only want a header.
+    fn probe_key(&self) -> Vec<u8> {
+        let mut key = self.full_key("");
+        key.push(0);
+        key
+    }
+
+    /// Converts an etcd key-value, stripping the prefix.
+    fn kv_of(&self, kv: etcd_client::KeyValue) -> Result<KeyValue> {
+        let (create_revision, mod_revision) = (kv.create_revision(), kv.mod_revision());
+        let (key, value) = kv.into_key_value();
+        let Some(stripped) = key.strip_prefix(self.prefix.as_bytes()) else {
+            return Err(backend(format_args!(
+                "key {} is outside the prefix {}",
+                String::from_utf8_lossy(&key),
+                self.prefix
+            )));
+        };
+        let key = std::str::from_utf8(stripped)
+            .map_err(|_| {
+                backend(format_args!(
+                    "key {} is not UTF-8",
+                    String::from_utf8_lossy(stripped)
+                ))
+            })?
+            .to_owned();
+        Ok(KeyValue {
+            key,
+            value: Bytes::from(value),
+            create_revision,
+            mod_revision,
+        })
+    }
+
+    fn event_of(&self, event: &etcd_client::Event) -> Result<Event> {
+        let Some(kv) = event.kv() else {
+            return Err(backend("watch event without a key"));
+        };
+        let prev = event.prev_kv().map(|p| self.kv_of(p.clone())).transpose()?;
+        match event.event_type() {
+            EventType::Put => Ok(Event::Put {
+                kv: self.kv_of(kv.clone())?,
+                prev,
+            }),
+            EventType::Delete => {
+                let revision = kv.mod_revision();
+                let prev = prev.ok_or_else(|| {
+                    backend(format_args!(
+                        "delete event of {} at revision {revision} without its previous value",
+                        String::from_utf8_lossy(kv.key())
+                    ))
+                })?;
+                Ok(Event::Delete { prev, revision })
+            }
+        }
+    }
+
+    fn check_not_compacted(&self, requested: Revision) -> Result<()> {
+        let compacted = self.compacted.load(Ordering::Acquire);
+        if requested < compacted {
+            Err(StoreError::Compacted {
+                requested,
+                compacted,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Records that etcd is compacted at `etcd_revision`; returns the store's compacted revision.
+    fn note_etcd_compacted(&self, etcd_revision: i64) -> Revision {
+        let rev = etcd_revision + 1;
+        self.compacted.fetch_max(rev, Ordering::AcqRel).max(rev)
+    }
+
+    async fn current_revision(&self) -> Result<Revision> {
+        let resp = self
+            .kv
+            .clone()
+            .get(self.probe_key(), Some(GetOptions::new().with_count_only()))
+            .await
+            .map_err(backend)?;
+        Ok(store_revision(resp.header().map_or(0, |h| h.revision())))
+    }
+
+    /// The error for a failed read at `requested`.
+    async fn read_error(&self, err: etcd_client::Error, requested: Revision) -> StoreError {
+        match classify(err) {
+            Failure::Compacted => self.compacted_error(requested).await,
+            Failure::Future => match self.current_revision().await {
+                Ok(current) => StoreError::FutureRevision { requested, current },
+                Err(err) => err,
+            },
+            Failure::Other(err) => err,
+        }
+    }
+
+    /// The `Compacted` error for `requested`, which etcd said is compacted.
+    async fn compacted_error(&self, requested: Revision) -> StoreError {
+        match self.learn_compacted(requested).await {
+            Ok(compacted) => StoreError::Compacted {
+                requested,
+                compacted,
+            },
+            Err(err) => err,
+        }
+    }
+
+    /// Asks etcd for its compaction revision, knowing that `rev` is compacted: a watch from a
+    /// compacted revision is cancelled with the compaction revision (etcd has no other API for it).
+    async fn learn_compacted(&self, rev: Revision) -> Result<Revision> {
+        let probe = async {
+            let opts = WatchOptions::new().with_start_revision(rev.max(1));
+            let mut stream = self
+                .watch
+                .clone()
+                .watch(self.probe_key(), Some(opts))
+                .await
+                .map_err(backend)?;
+            loop {
+                match stream.message().await.map_err(backend)? {
+                    Some(resp) if resp.compact_revision() > 0 => {
+                        return Ok(self.note_etcd_compacted(resp.compact_revision()));
+                    }
+                    Some(resp) if resp.canceled() => {
+                        return Err(backend(format_args!(
+                            "watch cancelled: {}",
+                            resp.cancel_reason()
+                        )));
+                    }
+                    Some(_) => {}
+                    None => return Err(backend("watch ended without a compaction revision")),
+                }
+            }
+        };
+        tokio::time::timeout(PROBE_TIMEOUT, probe)
+            .await
+            .unwrap_or_else(|_| {
+                Err(backend(
+                    "etcd did not report its compaction revision in time",
+                ))
+            })
+    }
+
+    /// Learns etcd's compaction (made before this client connected): revision 1 can only be read
+    /// if etcd was never compacted.
+    async fn load_compacted(&self) -> Result<()> {
+        let opts = GetOptions::new().with_count_only().with_revision(1);
+        match self.kv.clone().get(self.probe_key(), Some(opts)).await {
+            Ok(_) => Ok(()),
+            Err(err) => match classify(err) {
+                Failure::Compacted => self.learn_compacted(1).await.map(|_| ()),
+                Failure::Future => Ok(()),
+                Failure::Other(err) => Err(err),
+            },
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for EtcdStore {
+    async fn current_revision(&self) -> Result<Revision> {
+        self.check_open()?;
+        self.inner.current_revision().await
+    }
+
+    /// The compacted revision as far as this client knows it: its own compactions, the one etcd
+    /// had when the store connected, and any etcd reported since in an error.
+    async fn compacted_revision(&self) -> Result<Revision> {
+        self.check_open()?;
+        Ok(self.inner.compacted.load(Ordering::Acquire))
+    }
+
+    async fn get(&self, key: &str, at: Option<Revision>) -> Result<(Option<KeyValue>, Revision)> {
+        let (mut resp, served) = self
+            .read(self.inner.full_key(key), GetOptions::new(), at)
+            .await?;
+        let kv = resp
+            .take_kvs()
+            .into_iter()
+            .next()
+            .map(|kv| self.inner.kv_of(kv))
+            .transpose()?;
+        Ok((kv, served))
+    }
+
+    async fn range(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        at: Option<Revision>,
+    ) -> Result<RangeResult> {
+        let full_prefix = self.inner.full_key(prefix);
+        let end = prefix_end(&full_prefix);
+        let mut start = if full_prefix.is_empty() {
+            vec![0]
+        } else {
+            full_prefix
+        };
+        if let Some(after) = start_after {
+            let mut after = self.inner.full_key(after);
+            after.push(0);
+            if after > start {
+                start = after;
+            }
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let opts = GetOptions::new().with_range(end).with_limit(limit);
+        let (mut resp, revision) = self.read(start, opts, at).await?;
+        let more = resp.more();
+        let kvs = resp
+            .take_kvs()
+            .into_iter()
+            .map(|kv| self.inner.kv_of(kv))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RangeResult {
+            kvs,
+            revision,
+            more,
+        })
+    }
+
+    async fn create(&self, key: &str, value: Bytes) -> Result<Revision> {
+        self.check_open()?;
+        let full = self.inner.full_key(key);
+        let txn = Txn::new()
+            .when([Compare::create_revision(full.clone(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(full, Vec::from(value), None)]);
+        let resp = self.inner.kv.clone().txn(txn).await.map_err(backend)?;
+        if !resp.succeeded() {
+            return Err(StoreError::AlreadyExists(key.to_owned()));
+        }
+        Ok(resp.header().map_or(0, |h| h.revision()))
+    }
+
+    async fn update(&self, key: &str, value: Bytes, expected: Revision) -> Result<Revision> {
+        let full = self.inner.full_key(key);
+        let txn = Txn::new()
+            .when([
+                Compare::version(full.clone(), CompareOp::Greater, 0),
+                Compare::mod_revision(full.clone(), CompareOp::Equal, expected),
+            ])
+            .and_then([TxnOp::put(full.clone(), Vec::from(value), None)])
+            .or_else([TxnOp::get(full, None)]);
+        let resp = self.guarded(key, txn, expected).await?;
+        Ok(resp.header().map_or(0, |h| h.revision()))
+    }
+
+    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<(Revision, KeyValue)> {
+        let full = self.inner.full_key(key);
+        let prev_opts = DeleteOptions::new().with_prev_key();
+        let (revision, prev) = match expected {
+            None => {
+                self.check_open()?;
+                let mut resp = self
+                    .inner
+                    .kv
+                    .clone()
+                    .delete(full, Some(prev_opts))
+                    .await
+                    .map_err(backend)?;
+                let revision = resp.header().map_or(0, |h| h.revision());
+                (revision, resp.take_prev_kvs().into_iter().next())
+            }
+            Some(expected) => {
+                let txn = Txn::new()
+                    .when([
+                        Compare::version(full.clone(), CompareOp::Greater, 0),
+                        Compare::mod_revision(full.clone(), CompareOp::Equal, expected),
+                    ])
+                    .and_then([TxnOp::delete(full.clone(), Some(prev_opts))])
+                    .or_else([TxnOp::get(full, None)]);
+                let resp = self.guarded(key, txn, expected).await?;
+                let revision = resp.header().map_or(0, |h| h.revision());
+                let prev = resp.op_responses().into_iter().find_map(|op| match op {
+                    TxnOpResponse::Delete(mut del) => del.take_prev_kvs().into_iter().next(),
+                    _ => None,
+                });
+                (revision, prev)
+            }
+        };
+        let Some(prev) = prev else {
+            return Err(StoreError::NotFound(key.to_owned()));
+        };
+        Ok((revision, self.inner.kv_of(prev)?))
+    }
+
+    async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream> {
+        self.check_open()?;
+        let requested = after.max(0) + 1;
+        self.inner.check_not_compacted(requested)?;
+        let full_prefix = self.inner.full_key(prefix);
+        let end = prefix_end(&full_prefix);
+        let start = if full_prefix.is_empty() {
+            vec![0]
+        } else {
+            full_prefix
+        };
+        // etcd only reports a compacted start revision asynchronously on the watch; a read at it
+        // answers at once (a future revision is fine: the watch waits for it).
+        let check = GetOptions::new().with_count_only().with_revision(requested);
+        if let Err(err) = self
+            .inner
+            .kv
+            .clone()
+            .get(self.inner.probe_key(), Some(check))
+            .await
+        {
+            match classify(err) {
+                Failure::Compacted => return Err(self.inner.compacted_error(requested).await),
+                Failure::Future => {}
+                Failure::Other(err) => return Err(err),
+            }
+        }
+        let opts = WatchOptions::new()
+            .with_range(end)
+            .with_start_revision(requested)
+            .with_prev_key();
+        let stream = self
+            .inner
+            .watch
+            .clone()
+            .watch(start, Some(opts))
+            .await
+            .map_err(backend)?;
+
+        let (tx, rx) = mpsc::channel(self.watch_buffer);
+        let (end_tx, end_rx) = oneshot::channel();
+        tokio::spawn(forward(
+            stream,
+            tx,
+            end_tx,
+            self.inner.clone(),
+            self.cancel.clone(),
+            requested,
+        ));
+        let events = futures::stream::unfold((rx, Some(end_rx)), |(mut rx, end_rx)| async move {
+            if let Some(event) = rx.recv().await {
+                return Some((Ok(event), (rx, end_rx)));
+            }
+            // The forwarder is done: its last word (if any) ends the stream.
+            let err = end_rx?.await.ok()?;
+            Some((Err(err), (rx, None)))
+        });
+        Ok(Box::pin(events))
+    }
+
+    async fn compact(&self, revision: Revision) -> Result<()> {
+        self.check_open()?;
+        let current = self.inner.current_revision().await?;
+        if revision > current {
+            return Err(StoreError::FutureRevision {
+                requested: revision,
+                current,
+            });
+        }
+        if revision <= self.inner.compacted.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // Keep the state at `revision - 1`: it holds the previous values of the events from
+        // `revision` on.
+        if revision - 1 > 1 {
+            match self.inner.kv.clone().compact(revision - 1, None).await {
+                Ok(_) => {}
+                Err(err) => match classify(err) {
+                    // Someone compacted etcd further already.
+                    Failure::Compacted => {}
+                    Failure::Future => {
+                        return Err(StoreError::FutureRevision {
+                            requested: revision,
+                            current: self.inner.current_revision().await?,
+                        });
+                    }
+                    Failure::Other(err) => return Err(err),
+                },
+            }
+        }
+        self.inner.compacted.fetch_max(revision, Ordering::AcqRel);
+        Ok(())
+    }
+}
+
+/// Moves the events of one etcd watch into the watcher's bounded channel; a full channel cuts the
+/// watcher off (etcd and the writers never wait for it). The reason the watch ended goes to `end`.
+async fn forward(
+    mut stream: etcd_client::WatchStream,
+    tx: mpsc::Sender<Event>,
+    end: oneshot::Sender<StoreError>,
+    inner: Arc<Inner>,
+    cancel: CancellationToken,
+    mut next: Revision,
+) {
+    let outcome = 'watch: loop {
+        let message = tokio::select! {
+            () = cancel.cancelled() => break StoreError::Closed,
+            () = tx.closed() => return,
+            message = stream.message() => message,
+        };
+        let resp = match message {
+            Ok(Some(resp)) => resp,
+            Ok(None) => break backend("the watch stream ended"),
+            Err(err) => break backend(err),
+        };
+        if resp.compact_revision() > 0 {
+            let compacted = inner.note_etcd_compacted(resp.compact_revision());
+            break StoreError::Compacted {
+                requested: next,
+                compacted,
+            };
+        }
+        if resp.canceled() {
+            break backend(format_args!("watch cancelled: {}", resp.cancel_reason()));
+        }
+        for event in resp.events() {
+            let event = match inner.event_of(event) {
+                Ok(event) => event,
+                Err(err) => break 'watch err,
+            };
+            next = event.revision() + 1;
+            match tx.try_send(event) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => break 'watch StoreError::WatcherLagged,
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+            }
+        }
+    };
+    let _ = end.send(outcome);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_increments_the_last_byte() {
+        assert_eq!(prefix_end(b"/a/"), b"/a0");
+        assert_eq!(prefix_end(b"/a\xff"), b"/b");
+        assert_eq!(prefix_end(b"\xff\xff"), b"\0");
+        assert_eq!(prefix_end(b""), b"\0");
+    }
+
+    #[test]
+    fn revision_one_is_the_empty_store() {
+        assert_eq!(store_revision(1), 0);
+        assert_eq!(store_revision(0), 0);
+        assert_eq!(store_revision(2), 2);
+    }
+}
