@@ -35,6 +35,11 @@ use crate::{Event, KeyValue, RangeResult, Result, Revision, Store, StoreError, W
 /// How long the store waits for etcd to report its compaction revision on a probe watch.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The largest gRPC message the store accepts from etcd (the API server's `MaxCallRecvMsgSize`,
+/// `math.MaxInt32`): a list of many objects, or a watch response replaying many revisions, is far
+/// larger than gRPC's 4 MiB default.
+const MAX_MESSAGE: usize = (1 << 31) - 1;
+
 /// TLS material for the connection to etcd (PEM files, as `--datastore-cafile`,
 /// `--datastore-certfile` and `--datastore-keyfile`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -195,8 +200,8 @@ impl EtcdStore {
             .map_err(backend)?;
         let store = Self {
             inner: Arc::new(Inner {
-                kv: client.kv_client(),
-                watch: client.watch_client(),
+                kv: client.kv_client().max_decoding_message_size(MAX_MESSAGE),
+                watch: client.watch_client().max_decoding_message_size(MAX_MESSAGE),
                 prefix: opts.prefix,
                 compacted: AtomicI64::new(0),
             }),

@@ -383,3 +383,33 @@ async fn revision_numbering_is_etcds() {
     let resp = raw.get("/a", None).await.expect("raw get");
     assert_eq!(resp.kvs()[0].mod_revision(), rev, "the revision is etcd's");
 }
+
+/// Values near etcd's 1.5 MiB request limit, and lists and watch replays of many of them (far
+/// above gRPC's default 4 MiB message limit), round-trip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_values_lists_and_replays() {
+    const KEYS: usize = 12;
+    let etcd = Etcd::start().await;
+    let store = etcd.store(64).await;
+    let value = |i: usize| Bytes::from(vec![b'a' + i as u8; 1_000_000]);
+    for i in 0..KEYS {
+        store
+            .create(&format!("/big/{i:02}"), value(i))
+            .await
+            .expect("create a 1 MB value");
+    }
+    let all = store.range("/big/", None, 0, None).await.expect("range");
+    assert_eq!(all.kvs.len(), KEYS);
+    for (i, kv) in all.kvs.iter().enumerate() {
+        assert_eq!(kv.value, value(i));
+    }
+    let mut watch = store.watch("/big/", 0).await.expect("watch");
+    for i in 0..KEYS {
+        let e = tokio::time::timeout(Duration::from_secs(10), watch.next())
+            .await
+            .expect("event in time")
+            .expect("event")
+            .expect("no error");
+        assert_eq!(e.key(), format!("/big/{i:02}"));
+    }
+}
