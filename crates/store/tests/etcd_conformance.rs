@@ -66,7 +66,7 @@ macro_rules! scenarios {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
             // A watch buffer well under `conformance::LAG_WRITES`, for the lag scenario.
-            conformance::$name(owned(256).await).await;
+            conformance::$name(owned(1024).await).await;
         }
     )*};
 }
@@ -91,5 +91,5 @@ scenarios!(
 /// Every scenario `run_all` knows, so a scenario added to the suite is run here too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_all_scenarios() {
-    conformance::run_all(|| owned(512)).await;
+    conformance::run_all(|| owned(1024)).await;
 }
