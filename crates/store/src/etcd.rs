@@ -82,6 +82,69 @@ impl Default for EtcdOptions {
     }
 }
 
+/// An invalid etcd datastore configuration (see [`EtcdOptions::from_datastore_flags`]).
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum EtcdConfigError {
+    /// No endpoint was given.
+    #[error("no etcd endpoint given")]
+    NoEndpoint,
+    /// An endpoint is not an `http://` or `https://` URL.
+    #[error("datastore endpoint {0:?} is not an etcd http:// or https:// URL")]
+    NotEtcd(String),
+    /// TLS files were given for a plain `http://` endpoint.
+    #[error("datastore endpoint {0} is http://, but TLS files were given (use https://)")]
+    TlsOverHttp(String),
+    /// Only one of the client certificate and its key was given.
+    #[error(
+        "a datastore client certificate needs both --datastore-certfile and --datastore-keyfile"
+    )]
+    HalfClientCertificate,
+}
+
+impl EtcdOptions {
+    /// Options from k3s' flags: `--datastore-endpoint` (comma-separated etcd client URLs, e.g.
+    /// `https://a:2379,https://b:2379`), `--datastore-cafile`, `--datastore-certfile` and
+    /// `--datastore-keyfile`; the other options keep their defaults.
+    pub fn from_datastore_flags(
+        endpoint: &str,
+        ca_file: Option<PathBuf>,
+        cert_file: Option<PathBuf>,
+        key_file: Option<PathBuf>,
+    ) -> Result<Self, EtcdConfigError> {
+        let endpoints: Vec<String> = endpoint
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if endpoints.is_empty() {
+            return Err(EtcdConfigError::NoEndpoint);
+        }
+        if cert_file.is_some() != key_file.is_some() {
+            return Err(EtcdConfigError::HalfClientCertificate);
+        }
+        let tls = (ca_file.is_some() || cert_file.is_some()).then_some(EtcdTls {
+            ca_file,
+            cert_file,
+            key_file,
+        });
+        for e in &endpoints {
+            if e.starts_with("http://") {
+                if tls.is_some() {
+                    return Err(EtcdConfigError::TlsOverHttp(e.clone()));
+                }
+            } else if !e.starts_with("https://") {
+                return Err(EtcdConfigError::NotEtcd(e.clone()));
+            }
+        }
+        Ok(Self {
+            endpoints,
+            tls,
+            ..Self::default()
+        })
+    }
+}
+
 /// A [`Store`] backed by an etcd v3 cluster.
 ///
 /// Dropping the store (or [`Self::close`]) ends its watches with [`StoreError::Closed`]; later
@@ -736,6 +799,55 @@ mod tests {
         assert_eq!(prefix_end(b"/a\xff"), b"/b");
         assert_eq!(prefix_end(b"\xff\xff"), b"\0");
         assert_eq!(prefix_end(b""), b"\0");
+    }
+
+    #[test]
+    fn datastore_flags() {
+        let opts = EtcdOptions::from_datastore_flags(
+            "https://a:2379, https://b:2379,",
+            Some("/ca.crt".into()),
+            Some("/client.crt".into()),
+            Some("/client.key".into()),
+        )
+        .expect("valid flags");
+        assert_eq!(opts.endpoints, ["https://a:2379", "https://b:2379"]);
+        assert_eq!(
+            opts.tls,
+            Some(EtcdTls {
+                ca_file: Some("/ca.crt".into()),
+                cert_file: Some("/client.crt".into()),
+                key_file: Some("/client.key".into()),
+            })
+        );
+        assert_eq!(opts.prefix, "");
+
+        let plain = EtcdOptions::from_datastore_flags("http://127.0.0.1:2379", None, None, None)
+            .expect("plain http");
+        assert_eq!(plain.tls, None);
+        let flags = |e: &str, ca: Option<&str>, cert: Option<&str>, key: Option<&str>| {
+            EtcdOptions::from_datastore_flags(
+                e,
+                ca.map(Into::into),
+                cert.map(Into::into),
+                key.map(Into::into),
+            )
+        };
+        assert_eq!(
+            flags(" , ", None, None, None),
+            Err(EtcdConfigError::NoEndpoint)
+        );
+        assert_eq!(
+            flags("mysql://u@tcp(db)/k3s", None, None, None),
+            Err(EtcdConfigError::NotEtcd("mysql://u@tcp(db)/k3s".to_owned()))
+        );
+        assert_eq!(
+            flags("http://a:2379", Some("/ca"), None, None),
+            Err(EtcdConfigError::TlsOverHttp("http://a:2379".to_owned()))
+        );
+        assert_eq!(
+            flags("https://a:2379", None, Some("/c"), None),
+            Err(EtcdConfigError::HalfClientCertificate)
+        );
     }
 
     #[test]

@@ -99,10 +99,16 @@ async fn tls_with_client_certificates() {
     let tls = make_tls(dir.path());
     let etcd = Etcd::start_tls(&tls).await;
     assert!(etcd.endpoint.starts_with("https://"));
-    let opts = EtcdOptions {
-        tls: Some(client_tls(&tls)),
-        ..etcd.options()
-    };
+    // As `r8s server --datastore-endpoint https://... --datastore-cafile ... --datastore-certfile
+    // ... --datastore-keyfile ...` configures it.
+    let opts = EtcdOptions::from_datastore_flags(
+        &etcd.endpoint,
+        Some(tls.ca.clone()),
+        Some(tls.client_cert.clone()),
+        Some(tls.client_key.clone()),
+    )
+    .expect("valid flags");
+    assert_eq!(opts.tls, Some(client_tls(&tls)));
 
     // etcd may still be starting: retry for a while.
     let mut store = None;
