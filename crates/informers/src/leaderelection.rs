@@ -543,6 +543,40 @@ impl LeaderElector {
     }
 }
 
+/// Runs `component` only while holding the Lease of `lock`, until `shutdown`: campaigns,
+/// calls `component(token)` once leading (`token` is cancelled when leadership ends), and
+/// after losing the Lease campaigns again with the same identity (upstream components exit
+/// on "leaderelection lost" and are restarted by their supervisor; in one `r8s server`
+/// process the other components keep running). Returns on shutdown, when `component`'s
+/// future ended by itself, or at once if `timings` or `lock` are invalid (logged).
+pub async fn run_elected<F, Fut>(
+    client: Client,
+    lock: LeaseLockConfig,
+    timings: Timings,
+    shutdown: CancellationToken,
+    component: F,
+) where
+    F: Fn(CancellationToken) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let desc = format!("{}/{}", lock.namespace, lock.name);
+    while !shutdown.is_cancelled() {
+        let elector = match LeaderElector::new(client.clone(), lock.clone(), timings) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, lease = %desc, "invalid leader election configuration");
+                return;
+            }
+        };
+        match elector.run(shutdown.clone(), &component).await {
+            Outcome::Lost => {
+                tracing::warn!(lease = %desc, "leadership lost; campaigning again");
+            }
+            Outcome::NotAcquired | Outcome::Released => return,
+        }
+    }
+}
+
 /// `wait.Jitter(period, JitterFactor)`: between `period` and `period * (1 + 1.2)`.
 fn jittered(period: Duration) -> Duration {
     period.mul_f64(1.0 + JITTER_FACTOR * rand::random::<f64>())

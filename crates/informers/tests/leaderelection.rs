@@ -501,3 +501,59 @@ async fn leader_that_cannot_renew_steps_down_after_the_renew_deadline() {
     b.task.await.unwrap();
     api.shutdown.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_elected_campaigns_again_after_losing_the_lease() {
+    let api = server().await;
+    let c = &api.client;
+    let terms = Arc::new(Mutex::new(0_u32));
+    let shutdown = CancellationToken::new();
+    let identity = default_identity();
+    let lock = LeaseLockConfig {
+        namespace: NS.into(),
+        name: "again".into(),
+        identity: identity.clone(),
+    };
+    let t = terms.clone();
+    let task = tokio::spawn(informers::leaderelection::run_elected(
+        c.clone(),
+        lock,
+        QUICK,
+        shutdown.clone(),
+        move |token| {
+            let t = t.clone();
+            async move {
+                *t.lock() += 1;
+                token.cancelled().await;
+            }
+        },
+    ));
+    let leases: Api<Lease> = Api::namespaced(c.clone(), NS);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while *terms.lock() < 1 {
+        assert!(Instant::now() < deadline, "never led");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Someone takes the Lease for one second: the elector loses it, then takes it back.
+    let mut l = leases.get("again").await.unwrap();
+    l.spec.as_mut().unwrap().holder_identity = Some("intruder".into());
+    l.spec.as_mut().unwrap().lease_duration_seconds = Some(1);
+    leases
+        .replace("again", &PostParams::default(), &l)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while *terms.lock() < 2 {
+        assert!(Instant::now() < deadline, "did not lead again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(holder(&leases.get("again").await.unwrap()), identity);
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("returns on shutdown")
+        .unwrap();
+    assert_eq!(holder(&leases.get("again").await.unwrap()), "");
+    assert_eq!(*terms.lock(), 2);
+    api.shutdown.cancel();
+}
