@@ -8,6 +8,7 @@
 //! `cargo test -p e2e` (`R8S_BIN`, `KUBECTL` and `R8S_PYTHON` override where the binary, kubectl
 //! and Python are found; see `testsupport::paths`).
 
+pub mod etcd;
 pub mod node;
 
 use serde_json::Value;

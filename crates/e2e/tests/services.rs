@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use e2e::node::{NodeCluster, http_get, is_running_ready, pods_json};
 use e2e::{Namespace, eventually, json};
 
-/// One request of a load loop: when it ended and how.
+/// One request of a load loop: when it started and how it ended.
 type Attempt = (Instant, Result<(), String>);
 
 /// The IPs of the ready pods matching `selector`, once there are `n`.
@@ -177,12 +177,13 @@ fn expose_resolve_and_follow_pods() {
         let (stop, results, ip) = (stop.clone(), results.clone(), cluster_ip.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
+                let started = Instant::now();
                 let r = match http_get(&ip, 80, "/") {
                     Ok((200, b)) if b.contains("Welcome to nginx!") => Ok(()),
                     Ok((code, _)) => Err(format!("status {code}")),
                     Err(e) => Err(e),
                 };
-                results.lock().unwrap().push((Instant::now(), r));
+                results.lock().unwrap().push((started, r));
                 std::thread::sleep(Duration::from_millis(20));
             }
         })
@@ -205,6 +206,8 @@ fn expose_resolve_and_follow_pods() {
     stop.store(true, Ordering::SeqCst);
     looper.join().unwrap();
     let results = results.lock().unwrap();
+    // Requests started once the switch was seen (one started before may still time out on
+    // the old pod, whose network namespace is gone).
     let after: Vec<_> = results.iter().filter(|(t, _)| *t > switched).collect();
     assert!(after.len() > 20, "the loop kept running: {}", after.len());
     let failures: Vec<_> = after.iter().filter_map(|(_, r)| r.as_ref().err()).collect();

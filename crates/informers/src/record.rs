@@ -1,13 +1,14 @@
 //! An event recorder, like client-go's `record.EventRecorder`: `kubectl describe` shows what
 //! controllers did. Recording never blocks: events go through a bounded queue (dropped, with a
-//! debug log, when it is full, as client-go's broadcaster does) to a background task that
-//! writes core/v1 Events, up to 16 at a time. A repeat of the same event on the same object
-//! increments `count` and `lastTimestamp` of the existing Event instead of creating one.
+//! debug log, when it is full, as client-go's broadcaster does) to background tasks that
+//! write core/v1 Events, up to 16 at a time. A repeat of the same event on the same object
+//! increments `count` and `lastTimestamp` of the existing Event instead of creating one; the
+//! repeats of one event go through the same lane, in order, so a repeat is never written
+//! before the Event it counts exists.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event as CoreEvent, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -64,7 +65,7 @@ struct Seen {
 /// Records events for one component (`source.component`, `reportingComponent`). Cheap to clone.
 #[derive(Clone)]
 pub struct Recorder {
-    tx: mpsc::Sender<Pending>,
+    lanes: Arc<[mpsc::Sender<Pending>]>,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -73,7 +74,10 @@ impl std::fmt::Debug for Recorder {
     }
 }
 
-const QUEUE: usize = 1000;
+/// Queued events per lane.
+const QUEUE: usize = 64;
+/// Lanes: events written at once (the same event always takes the same lane).
+const LANES: usize = 16;
 const CACHE: usize = 4096;
 
 impl Recorder {
@@ -85,15 +89,20 @@ impl Recorder {
         host: Option<&str>,
         shutdown: CancellationToken,
     ) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let sink = Sink {
+        let sink = Arc::new(Sink {
             client,
             component: component.to_string(),
             host: host.map(str::to_string),
             seen: Arc::new(Mutex::new(HashMap::new())),
-        };
-        tokio::spawn(sink.run(rx, shutdown));
-        Self { tx }
+        });
+        let lanes = (0..LANES)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(QUEUE);
+                tokio::spawn(sink.clone().run(rx, shutdown.clone()));
+                tx
+            })
+            .collect();
+        Self { lanes }
     }
 
     /// Records an event about `obj`.
@@ -121,7 +130,13 @@ impl Recorder {
             reason: reason.to_string(),
             message: message.into(),
         };
-        if let Err(e) = self.tx.try_send(p) {
+        let lane = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (&p.regarding.uid, &p.regarding.name, &p.reason, &p.message).hash(&mut h);
+            (h.finish() % self.lanes.len() as u64) as usize
+        };
+        if let Err(e) = self.lanes[lane].try_send(p) {
             tracing::debug!(error = %e, "event dropped: the recorder queue is full");
         }
     }
@@ -135,19 +150,15 @@ struct Sink {
 }
 
 impl Sink {
-    async fn run(self, rx: mpsc::Receiver<Pending>, shutdown: CancellationToken) {
-        let this = Arc::new(self);
-        let stream = tokio_stream_from(rx)
-            .map(|p| {
-                let this = this.clone();
-                async move { this.write(p).await }
-            })
-            .buffer_unordered(16);
-        futures::pin_mut!(stream);
+    /// Writes the events of one lane, in order.
+    async fn run(self: Arc<Self>, mut rx: mpsc::Receiver<Pending>, shutdown: CancellationToken) {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                next = stream.next() => if next.is_none() { return },
+                next = rx.recv() => match next {
+                    Some(p) => self.write(p).await,
+                    None => return,
+                },
             }
         }
     }
@@ -226,10 +237,4 @@ impl Sink {
             Err(e) => tracing::debug!(error = %e, reason = %p.reason, "event not recorded"),
         }
     }
-}
-
-fn tokio_stream_from<T: Send + 'static>(
-    mut rx: mpsc::Receiver<T>,
-) -> impl futures::Stream<Item = T> + Send {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
