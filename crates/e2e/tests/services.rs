@@ -369,6 +369,18 @@ spec:
             && err.contains("provided port is already allocated"),
         "{err}"
     );
+    let out = ns.kubectl(&[
+        "create",
+        "service",
+        "clusterip",
+        "dup",
+        "--tcp=80:80",
+        "--tcp=80:81",
+    ]);
+    let err = e2e::stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("spec.ports[1]: Duplicate value"), "{err}");
+    assert!(!ns.kubectl(&["get", "service", "dup"]).status.success());
     assert!(!ns.kubectl(&["get", "service", "outside"]).status.success());
     assert!(!ns.kubectl(&["get", "service", "taken"]).status.success());
 
