@@ -10,6 +10,7 @@
 //! - [`Store`]: the trait every backend implements, documented edge case by edge case.
 //! - [`sqlite`]: the embedded backend (WAL, group commit).
 //! - [`etcd`]: the backend over an etcd v3 cluster (revisions are etcd's revisions).
+//! - [`transfer`]: copying every key between stores (migration), snapshot files and restore.
 //! - [`conformance`]: the suite every backend must pass, written once.
 //! - [`spawn_compactor`] / [`compact_once`]: periodic compaction keeping recent history, for any
 //!   backend.
@@ -17,6 +18,7 @@
 pub mod conformance;
 pub mod etcd;
 pub mod sqlite;
+pub mod transfer;
 
 use std::pin::Pin;
 use std::sync::Arc;
