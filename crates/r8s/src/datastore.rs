@@ -167,11 +167,7 @@ impl Location {
                             .with_context(|| format!("creating {}", dir.display()))?;
                     }
                 } else if !db.is_file() {
-                    bail!(
-                        "no datastore at {}: {} does not exist",
-                        db.display(),
-                        db.display()
-                    );
+                    bail!("no datastore: {} does not exist", db.display());
                 }
                 let store = SqliteStore::open(db, SqliteOptions::default())
                     .await
