@@ -21,7 +21,8 @@ pub struct DatastoreArgs {
 
 #[derive(Subcommand)]
 enum DatastoreCommand {
-    /// Write every object of the datastore, read at one revision, to a snapshot file.
+    /// Write every object of the datastore, read at one revision, to a snapshot file (stop the
+    /// server first when it uses the SQLite database; an etcd can be read while servers run).
     Snapshot(SnapshotArgs),
     /// Restore a snapshot file into an empty datastore (a non-empty one is refused).
     Restore(RestoreArgs),
