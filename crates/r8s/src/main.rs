@@ -1,6 +1,7 @@
 //! The r8s binary: wires the components together. `r8s server` runs the control plane.
 
 mod agent;
+mod datastore;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -31,6 +32,8 @@ enum Command {
     Sim(SimCommandArgs),
     /// Run a node agent (kubelet: containerd + runc + CNI) against a running server.
     Agent(Box<AgentCommandArgs>),
+    /// Snapshot, restore or migrate the datastore (SQLite or etcd).
+    Datastore(datastore::DatastoreArgs),
 }
 
 #[derive(clap::Args)]
@@ -373,6 +376,7 @@ fn main() -> anyhow::Result<()> {
         Command::Server(args) => rt.block_on(server(*args)),
         Command::Sim(args) => rt.block_on(sim_command(args)),
         Command::Agent(args) => rt.block_on(agent_command(*args)),
+        Command::Datastore(args) => rt.block_on(datastore::run(args)),
     }
 }
 
