@@ -42,19 +42,27 @@ struct DatastoreFlags {
         default_value = "/var/lib/r8s"
     )]
     data_dir: PathBuf,
-    /// External etcd: comma-separated client URLs. Empty: the SQLite database of the data
+    #[command(flatten)]
+    etcd: EtcdFlags,
+}
+
+/// An external etcd (k3s's `--datastore-*` flags), shared by `r8s server` and `r8s datastore`.
+#[derive(Args)]
+pub struct EtcdFlags {
+    /// External etcd (k3s `--datastore-endpoint`): comma-separated client URLs, e.g.
+    /// `https://a:2379,https://b:2379`. Empty: the embedded SQLite database in the data
     /// directory.
     #[arg(long, env = "R8S_DATASTORE_ENDPOINT", default_value = "")]
-    datastore_endpoint: String,
+    pub datastore_endpoint: String,
     /// CA bundle (PEM) that signed the etcd servers' certificates.
     #[arg(long, env = "R8S_DATASTORE_CAFILE")]
-    datastore_cafile: Option<PathBuf>,
+    pub datastore_cafile: Option<PathBuf>,
     /// Client certificate (PEM) presented to etcd.
     #[arg(long, env = "R8S_DATASTORE_CERTFILE")]
-    datastore_certfile: Option<PathBuf>,
+    pub datastore_certfile: Option<PathBuf>,
     /// Private key (PEM) of the client certificate.
     #[arg(long, env = "R8S_DATASTORE_KEYFILE")]
-    datastore_keyfile: Option<PathBuf>,
+    pub datastore_keyfile: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -150,10 +158,10 @@ impl Location {
     fn from_flags(f: &DatastoreFlags) -> Self {
         Self::new(
             Some(&f.data_dir),
-            Some(&f.datastore_endpoint),
-            f.datastore_cafile.as_ref(),
-            f.datastore_certfile.as_ref(),
-            f.datastore_keyfile.as_ref(),
+            Some(&f.etcd.datastore_endpoint),
+            f.etcd.datastore_cafile.as_ref(),
+            f.etcd.datastore_certfile.as_ref(),
+            f.etcd.datastore_keyfile.as_ref(),
         )
     }
 

@@ -298,20 +298,8 @@ struct ServerArgs {
     /// (upstream: 15 s, 10 s, 2 s); a crashed leader is replaced within about 5 s.
     #[arg(long)]
     fast_leader_election: bool,
-    /// External etcd (k3s `--datastore-endpoint`): comma-separated client URLs, e.g.
-    /// `https://a:2379,https://b:2379`. Empty: the embedded SQLite database in the data
-    /// directory.
-    #[arg(long, env = "R8S_DATASTORE_ENDPOINT", default_value = "")]
-    datastore_endpoint: String,
-    /// CA bundle (PEM) that signed the etcd servers' certificates.
-    #[arg(long, env = "R8S_DATASTORE_CAFILE")]
-    datastore_cafile: Option<PathBuf>,
-    /// Client certificate (PEM) presented to etcd.
-    #[arg(long, env = "R8S_DATASTORE_CERTFILE")]
-    datastore_certfile: Option<PathBuf>,
-    /// Private key (PEM) of the client certificate.
-    #[arg(long, env = "R8S_DATASTORE_KEYFILE")]
-    datastore_keyfile: Option<PathBuf>,
+    #[command(flatten)]
+    etcd: datastore::EtcdFlags,
     /// Simulated nodes run inside the server (0 = none).
     #[command(flatten)]
     sim: SimArgs,
@@ -384,7 +372,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let backend = if args.datastore_endpoint.is_empty() {
+    let backend = if args.etcd.datastore_endpoint.is_empty() {
         std::fs::create_dir_all(args.data_dir.join("server").join("db"))
             .with_context(|| format!("creating {}", args.data_dir.display()))?;
         let db = args.data_dir.join("server").join("db").join("state.db");
@@ -394,15 +382,15 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         Backend::Sqlite(Arc::new(sqlite))
     } else {
         let opts = store::etcd::EtcdOptions::from_datastore_flags(
-            &args.datastore_endpoint,
-            args.datastore_cafile.clone(),
-            args.datastore_certfile.clone(),
-            args.datastore_keyfile.clone(),
+            &args.etcd.datastore_endpoint,
+            args.etcd.datastore_cafile.clone(),
+            args.etcd.datastore_certfile.clone(),
+            args.etcd.datastore_keyfile.clone(),
         )
         .context("invalid --datastore-endpoint / --datastore-cafile/-certfile/-keyfile")?;
         let etcd = store::etcd::EtcdStore::connect(opts)
             .await
-            .with_context(|| format!("connecting to etcd at {}", args.datastore_endpoint))?;
+            .with_context(|| format!("connecting to etcd at {}", args.etcd.datastore_endpoint))?;
         Backend::Etcd(Arc::new(etcd))
     };
     let store: Arc<dyn store::Store> = match &backend {
@@ -519,7 +507,7 @@ fn start_components(
     // Several servers can share an etcd; with the embedded SQLite store there is only one.
     let elect = args
         .leader_elect
-        .unwrap_or(!args.datastore_endpoint.is_empty());
+        .unwrap_or(!args.etcd.datastore_endpoint.is_empty());
     if !args.disable_controller_manager {
         let mut config = controllers::Config {
             cluster_cidr: args.cluster_cidr.clone(),
