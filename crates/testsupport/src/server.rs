@@ -357,7 +357,10 @@ impl Drop for TestServer {
 
 /// Starts `sh` blocked on reading a pipe whose write end only this process holds; when the
 /// pipe closes (this process exits, however it exits), it SIGKILLs `pid`.
-fn spawn_reaper(pid: u32) -> Option<Child> {
+///
+/// Keep the returned child while `pid` runs: dropping it closes the pipe, which also kills
+/// `pid`. To disarm it, kill and wait for it first. `None` when `sh` cannot be started.
+pub fn spawn_reaper(pid: u32) -> Option<Child> {
     Command::new("sh")
         .args([
             "-c",
