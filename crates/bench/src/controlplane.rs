@@ -72,11 +72,13 @@ impl Plan {
     }
 }
 
-fn kube_err(what: &str) -> impl Fn(kube::Error) -> BenchError + '_ {
+/// Maps a kube-rs error to a [`BenchError`] that says what was being done.
+pub(crate) fn kube_err(what: &str) -> impl Fn(kube::Error) -> BenchError + '_ {
     move |e| BenchError::Unexpected(format!("{what}: {e}"))
 }
 
-async fn client_for(srv: &ServerProcess) -> Result<Client, BenchError> {
+/// A kube-rs client for `srv` from the admin kubeconfig it wrote.
+pub(crate) async fn client_for(srv: &ServerProcess) -> Result<Client, BenchError> {
     let path = srv.root().join("data").join("kubeconfig.yaml");
     let kc = kube::config::Kubeconfig::read_from(&path)
         .map_err(|e| BenchError::Unexpected(format!("kubeconfig: {e}")))?;

@@ -22,6 +22,9 @@ pub enum BenchError {
     /// The r8s server did not start, did not become ready, or exited.
     #[error("r8s server: {0}")]
     Server(String),
+    /// The etcd the benchmark starts is missing, exited or never became healthy.
+    #[error("etcd: {0}")]
+    Etcd(String),
     /// The server answered, but not as a phase needs to continue (e.g. the LIST lacks items).
     #[error("unexpected answer: {0}")]
     Unexpected(String),

@@ -11,14 +11,15 @@
 //! - [`scenarios`]: the measured phases.
 //! - [`cpu`]: CPU used by the server, the client and other processes during each phase.
 //! - [`stats`], [`report`]: percentiles and the table.
-//! - [`controlplane`], [`node`], [`proxy`], [`dns`]: the `--controlplane`, `--node`, `--proxy`
-//!   and `--dns` benchmarks.
+//! - [`controlplane`], [`node`], [`proxy`], [`dns`], [`etcd`]: the `--controlplane`, `--node`,
+//!   `--proxy`, `--dns` and `--etcd` benchmarks.
 
 pub mod client;
 pub mod controlplane;
 pub mod cpu;
 pub mod dns;
 mod error;
+pub mod etcd;
 pub mod node;
 pub mod pods;
 pub mod proxy;
@@ -507,11 +508,13 @@ async fn phases(
     Ok(())
 }
 
-async fn meter(srv: &ServerProcess) -> Option<CpuMeter> {
+/// A CPU meter for `srv` (none if its CPU time is unreadable).
+pub(crate) async fn meter(srv: &ServerProcess) -> Option<CpuMeter> {
     CpuMeter::start(srv.pid()?).await.ok()
 }
 
-async fn cpu_line(report: &mut Report, meter: Option<CpuMeter>, phase: &str) {
+/// Adds the CPU used since `meter` started as an indented line.
+pub(crate) async fn cpu_line(report: &mut Report, meter: Option<CpuMeter>, phase: &str) {
     if let Some(m) = meter
         && let Ok(u) = m.usage().await
     {
@@ -521,14 +524,22 @@ async fn cpu_line(report: &mut Report, meter: Option<CpuMeter>, phase: &str) {
     }
 }
 
-fn push_latency(report: &mut Report, name: &str, run: &scenarios::Run, p99_ms: f64, target: &str) {
+/// Adds the latency figure of `run` (p99 against `p99_ms`; a MISS if any request failed).
+pub(crate) fn push_latency(
+    report: &mut Report,
+    name: &str,
+    run: &scenarios::Run,
+    p99_ms: f64,
+    target: &str,
+) {
     match Summary::of(run.latencies.clone()) {
         Some(s) => {
             let mut fig = Figure::at_most(
                 name,
                 format!(
-                    "p50 {} ms, p99 {} ms, max {} ms (n={})",
+                    "p50 {} ms, p90 {} ms, p99 {} ms, max {} ms (n={})",
                     ms(s.p50),
+                    ms(s.p90),
                     ms(s.p99),
                     ms(s.max),
                     s.count
@@ -549,7 +560,8 @@ fn push_latency(report: &mut Report, name: &str, run: &scenarios::Run, p99_ms: f
     note_errors(report, name, &run.errors);
 }
 
-fn note_errors(report: &mut Report, phase: &str, errors: &stats::ErrorTally) {
+/// Adds a note listing the failures of a phase, if any.
+pub(crate) fn note_errors(report: &mut Report, phase: &str, errors: &stats::ErrorTally) {
     if !errors.is_empty() {
         report
             .notes

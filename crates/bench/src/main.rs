@@ -35,6 +35,11 @@ struct Args {
     /// `--quick`).
     #[arg(long)]
     dns: bool,
+    /// Benchmark high availability on etcd instead: paced creates at 200/s on SQLite and on
+    /// etcd side by side (20 s each; 5 s with `--quick`), then leader failover between two
+    /// servers on one etcd with upstream and with fast leader-election timings.
+    #[arg(long)]
+    etcd: bool,
     /// Services for `--proxy`.
     #[arg(long, default_value_t = 10_000)]
     services: usize,
@@ -74,7 +79,14 @@ fn main() -> ExitCode {
     };
     let started = std::time::Instant::now();
     let progress = |line: &str| eprintln!("[{:>5.1} s] {line}", started.elapsed().as_secs_f64());
-    let result = if args.dns {
+    let result = if args.etcd {
+        let plan = if args.quick {
+            bench::etcd::Plan::quick()
+        } else {
+            bench::etcd::Plan::full()
+        };
+        rt.block_on(bench::etcd::run(&opts.r8s, &plan, &progress))
+    } else if args.dns {
         let plan = bench::dns::Plan {
             duration: std::time::Duration::from_secs(if args.quick { 3 } else { 10 }),
             ..bench::dns::Plan::default()

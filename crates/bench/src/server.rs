@@ -189,7 +189,7 @@ impl ServerProcess {
 }
 
 /// The last `n` lines of the file at `path` (empty if unreadable).
-fn tail(path: &Path, n: usize) -> String {
+pub(crate) fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
@@ -240,7 +240,7 @@ impl Helper {
 
 /// `sh` blocked reading a pipe only this process writes to: when the benchmark exits, however
 /// it exits, the pipe closes and `sh` SIGKILLs `pid`.
-fn spawn_reaper(pid: u32) -> Option<(Child, ChildStdin)> {
+pub(crate) fn spawn_reaper(pid: u32) -> Option<(Child, ChildStdin)> {
     let mut child = Command::new("sh")
         .args([
             "-c",
@@ -259,7 +259,7 @@ fn spawn_reaper(pid: u32) -> Option<(Child, ChildStdin)> {
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
-async fn free_port() -> Result<u16, BenchError> {
+pub(crate) async fn free_port() -> Result<u16, BenchError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| BenchError::io("binding 127.0.0.1:0", e))?;

@@ -17,13 +17,15 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
     Some(sorted[idx])
 }
 
-/// p50, p99 and maximum of a set of latencies.
+/// p50, p90, p99 and maximum of a set of latencies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
     /// Number of samples.
     pub count: usize,
     /// Median (nearest rank).
     pub p50: Duration,
+    /// 90th percentile (nearest rank).
+    pub p90: Duration,
     /// 99th percentile (nearest rank).
     pub p99: Duration,
     /// Largest sample.
@@ -37,6 +39,7 @@ impl Summary {
         Some(Self {
             count: samples.len(),
             p50: percentile(&samples, 50.0)?,
+            p90: percentile(&samples, 90.0)?,
             p99: percentile(&samples, 99.0)?,
             max: *samples.last()?,
         })
@@ -149,6 +152,7 @@ mod tests {
         let s = Summary::of(ms_vec(&[9, 1, 5, 3, 7])).expect("non-empty");
         assert_eq!(s.count, 5);
         assert_eq!(s.p50, Duration::from_millis(5));
+        assert_eq!(s.p90, Duration::from_millis(9));
         assert_eq!(s.p99, Duration::from_millis(9));
         assert_eq!(s.max, Duration::from_millis(9));
         assert!(Summary::of(Vec::new()).is_none());
