@@ -422,6 +422,15 @@ impl EtcdCluster {
         Ok(keys)
     }
 
+    /// Writes `key` = `value` through member `i` (a linearizable put, as any client's).
+    pub fn put(&self, i: usize, key: &str, value: &str) -> Result<(), String> {
+        let body = serde_json::json!({
+            "key": base64_encode(key.as_bytes()),
+            "value": base64_encode(value.as_bytes()),
+        });
+        post_json(self.members[i].client_port, "/v3/kv/put", &body.to_string()).map(drop)
+    }
+
     /// The parent of the members' directories.
     pub fn dir(&self) -> &Path {
         self.dir.path()
