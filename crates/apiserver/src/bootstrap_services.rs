@@ -6,6 +6,13 @@
 //! endpoints are written by the node agents). Reconciled at start and every
 //! [`RECONCILE_INTERVAL`], so deleted objects come back. Objects go through the normal write
 //! path (defaulting, allocation, validation) as the API server itself.
+//!
+//! Several servers can share one etcd: each renews its identity Lease
+//! `kube-system/apiserver-<hash>` (label `apiserver.kubernetes.io/identity=kube-apiserver`,
+//! as upstream's APIServerIdentity) with its address in the annotation
+//! [`ADVERTISE_ANNOTATION`], and the `kubernetes` endpoints list every server whose Lease was
+//! renewed within [`SERVER_LIVE_FOR`] (upstream's lease endpoint reconciler). Agents learn the
+//! servers to fail over between from the same Leases.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -24,6 +31,12 @@ use crate::registry::ResourceInfo;
 pub const RECONCILE_INTERVAL: Duration = Duration::from_secs(10);
 /// The field manager of the API server's own writes.
 pub const MANAGER: &str = "kube-apiserver";
+/// The label of API server identity Leases (upstream `apiserver.kubernetes.io/identity`).
+pub const IDENTITY_LABEL: &str = "apiserver.kubernetes.io/identity";
+/// The annotation of an identity Lease holding the server's `address:port`.
+pub const ADVERTISE_ANNOTATION: &str = "r8s.io/advertise-address";
+/// A server whose identity Lease is older than this is left out of the `kubernetes` endpoints.
+pub const SERVER_LIVE_FOR: Duration = Duration::from_secs(25);
 /// `discovery.k8s.io/v1` `LabelServiceName`.
 const LABEL_SERVICE_NAME: &str = "kubernetes.io/service-name";
 /// `discovery.k8s.io/v1` `LabelSkipMirror`: the mirroring controller leaves these Endpoints alone.
@@ -104,8 +117,13 @@ fn https_port_json(s: &Settings) -> Value {
     json!([{"name": "https", "port": s.https_port, "protocol": "TCP"}])
 }
 
-/// The `default/kubernetes` Endpoints (upstream endpoint reconciler + `EndpointsAdapter`).
-pub fn kubernetes_endpoints(s: &Settings) -> Value {
+/// The `default/kubernetes` Endpoints (upstream endpoint reconciler + `EndpointsAdapter`) for
+/// the servers at `addresses` (sorted).
+pub fn kubernetes_endpoints(s: &Settings, addresses: &[IpAddr]) -> Value {
+    let addresses: Vec<Value> = addresses
+        .iter()
+        .map(|a| json!({"ip": a.to_string()}))
+        .collect();
     json!({
         "apiVersion": "v1",
         "kind": "Endpoints",
@@ -115,14 +133,18 @@ pub fn kubernetes_endpoints(s: &Settings) -> Value {
             "labels": {LABEL_SKIP_MIRROR: "true"},
         },
         "subsets": [{
-            "addresses": [{"ip": s.advertise_address.to_string()}],
+            "addresses": addresses,
             "ports": https_port_json(s),
         }],
     })
 }
 
 /// The `default/kubernetes` EndpointSlice (upstream `endpointSliceFromEndpoints`).
-pub fn kubernetes_endpointslice(s: &Settings) -> Value {
+pub fn kubernetes_endpointslice(s: &Settings, addresses: &[IpAddr]) -> Value {
+    let endpoints: Vec<Value> = addresses
+        .iter()
+        .map(|a| json!({"addresses": [a.to_string()], "conditions": {"ready": true}}))
+        .collect();
     let family = if s.advertise_address.is_ipv6() {
         "IPv6"
     } else {
@@ -137,10 +159,7 @@ pub fn kubernetes_endpointslice(s: &Settings) -> Value {
             "labels": {LABEL_SERVICE_NAME: "kubernetes"},
         },
         "addressType": family,
-        "endpoints": [{
-            "addresses": [s.advertise_address.to_string()],
-            "conditions": {"ready": true},
-        }],
+        "endpoints": endpoints,
         "ports": https_port_json(s),
     })
 }
@@ -150,14 +169,28 @@ pub fn kubernetes_endpointslice(s: &Settings) -> Value {
 pub async fn reconcile(state: &ApiState, s: &Settings) -> Result<(), ApiError> {
     state.cacher.wait_fresh().await?;
     let reg = state.registry.clone();
-    let (Some(svcs), Some(eps), Some(slices)) = (
+    let (Some(svcs), Some(eps), Some(slices), Some(leases)) = (
         reg.get("", "v1", "services"),
         reg.get("", "v1", "endpoints"),
         reg.get("discovery.k8s.io", "v1", "endpointslices"),
+        reg.get("coordination.k8s.io", "v1", "leases"),
     ) else {
         return Ok(());
     };
     let mut first_err = None;
+    if let Err(e) = ensure(
+        state,
+        leases,
+        identity_lease(s),
+        &["spec/renewTime", "metadata/annotations"],
+    )
+    .await
+    {
+        first_err.get_or_insert(e);
+    }
+    // Read the other servers' Leases with this one's renewal in the cache.
+    state.cacher.wait_fresh().await?;
+    let servers = live_servers(state, leases, s);
     for svc in [
         kubernetes_service(state, s.https_port),
         kube_dns_service(state),
@@ -169,7 +202,7 @@ pub async fn reconcile(state: &ApiState, s: &Settings) -> Result<(), ApiError> {
     let r = ensure(
         state,
         eps,
-        kubernetes_endpoints(s),
+        kubernetes_endpoints(s, &servers),
         &["subsets", "metadata/labels"],
     )
     .await;
@@ -179,7 +212,7 @@ pub async fn reconcile(state: &ApiState, s: &Settings) -> Result<(), ApiError> {
     let r = ensure(
         state,
         slices,
-        kubernetes_endpointslice(s),
+        kubernetes_endpointslice(s, &servers),
         &["addressType", "endpoints", "ports", "metadata/labels"],
     )
     .await;
@@ -187,6 +220,83 @@ pub async fn reconcile(state: &ApiState, s: &Settings) -> Result<(), ApiError> {
         first_err.get_or_insert(e);
     }
     first_err.map_or(Ok(()), Err)
+}
+
+/// The name of this server's identity Lease: `apiserver-<hash of host name and port>`, stable
+/// across restarts.
+pub fn identity_name(https_port: u16) -> String {
+    use sha2::Digest;
+    let host = hostname::get()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let digest = sha2::Sha256::digest(format!("{host}:{https_port}"));
+    format!("apiserver-{}", &hex::encode(digest)[..20])
+}
+
+/// This server's identity Lease, renewed now.
+pub fn identity_lease(s: &Settings) -> Value {
+    let name = identity_name(s.https_port);
+    let host = hostname::get()
+        .map(|h| h.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    json!({
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {
+            "name": name,
+            "namespace": "kube-system",
+            "labels": {IDENTITY_LABEL: "kube-apiserver", "kubernetes.io/hostname": host},
+            "annotations": {ADVERTISE_ANNOTATION: std::net::SocketAddr::new(s.advertise_address, s.https_port).to_string()},
+        },
+        "spec": {
+            "holderIdentity": name,
+            "leaseDurationSeconds": 3600,
+            "renewTime": now,
+        },
+    })
+}
+
+/// The addresses of every live server serving on the same port as this one (itself included),
+/// sorted.
+fn live_servers(state: &ApiState, leases: &ResourceInfo, s: &Settings) -> Vec<IpAddr> {
+    let mut out = std::collections::BTreeSet::from([s.advertise_address]);
+    let now = chrono::Utc::now();
+    let prefix = leases.prefix(Some("kube-system"));
+    let (snap, _, _) = state.cacher.list(leases, &prefix, None, 0, &|_| true);
+    for o in snap.items {
+        let v = o.value();
+        if v.pointer(&format!(
+            "/metadata/labels/{}",
+            IDENTITY_LABEL.replace('/', "~1")
+        )) != Some(&json!("kube-apiserver"))
+        {
+            continue;
+        }
+        let fresh = v
+            .pointer("/spec/renewTime")
+            .and_then(Value::as_str)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .is_some_and(|t| {
+                (now - t.with_timezone(&chrono::Utc))
+                    .to_std()
+                    .is_ok_and(|age| age <= SERVER_LIVE_FOR)
+                    || t > now
+            });
+        let addr = v
+            .pointer(&format!(
+                "/metadata/annotations/{}",
+                ADVERTISE_ANNOTATION.replace('/', "~1")
+            ))
+            .and_then(Value::as_str)
+            .and_then(|a| a.parse::<std::net::SocketAddr>().ok());
+        if let (true, Some(addr)) = (fresh, addr)
+            && addr.port() == s.https_port
+        {
+            out.insert(addr.ip());
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// The desired object as the store would hold it (typed round trip and defaults), for

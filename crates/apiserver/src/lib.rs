@@ -14,6 +14,7 @@ pub mod error;
 pub mod handlers;
 pub mod inprocess;
 pub mod ipalloc;
+pub mod join;
 pub mod meta_validation;
 pub mod metrics;
 pub mod object;
@@ -58,6 +59,9 @@ pub struct Config {
     /// `--advertise-address`: the address the `kubernetes` Service's endpoints point at
     /// (`None`: the address of the interface holding the default route).
     pub advertise_address: Option<IpAddr>,
+    /// `--token`: the join token (or bare secret) of a new cluster. The token is kept in
+    /// `<data-dir>/token`; `None` reads it from there or creates a random one.
+    pub token: Option<String>,
 }
 
 impl Default for Config {
@@ -71,6 +75,7 @@ impl Default for Config {
                 .expect("valid default service CIDR"),
             service_node_port_range: portalloc::PortRange::default(),
             advertise_address: None,
+            token: None,
         }
     }
 }
@@ -84,6 +89,9 @@ pub enum ApiServerError {
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] store::StoreError),
+    /// The join token is invalid or does not match the data directory.
+    #[error(transparent)]
+    Join(#[from] join::JoinError),
     /// Listening failed.
     #[error("listen on {addr}: {source}")]
     Listen {
@@ -121,6 +129,8 @@ pub struct ApiState {
     /// TLS client configuration towards node agents (logs, exec, attach, port-forward); `None`
     /// without a PKI (in-process servers), where those subresources answer 503.
     pub kubelet_tls: Option<Arc<rustls::ClientConfig>>,
+    /// The join endpoints (`/cacerts`, `/v1-r8s/...`); `None` without a PKI.
+    pub join: Option<join::Joiner>,
     openapi_docs: Mutex<HashMap<(String, String), Bytes>>,
     openapi_kinds: Vec<openapi::KindInfo>,
 }
@@ -169,6 +179,7 @@ impl ApiState {
             openapi_docs: Mutex::new(HashMap::new()),
             openapi_kinds,
             kubelet_tls: None,
+            join: None,
         }
     }
 
@@ -279,6 +290,8 @@ pub async fn start(
     state.service_alloc =
         service_alloc::ServiceAllocator::new(cfg.service_cidr, cfg.service_node_port_range);
     state.kubelet_tls = Some(Arc::new(pki.kubelet_client_config()?));
+    let token = join::ensure_token(&cfg.data_dir, &pki, cfg.token.as_deref())?;
+    state.join = Some(join::Joiner::load(&pki, &token)?);
     let state = Arc::new(state);
     let app = server::router(state.clone());
     let task = tokio::spawn(server::serve_tls(listener, tls, app, shutdown.clone()));

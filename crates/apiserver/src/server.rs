@@ -62,6 +62,18 @@ fn authenticate(state: &ApiState, req: &Request) -> Option<User> {
 
 async fn dispatch(State(state): State<Arc<ApiState>>, req: Request) -> Response {
     let path = req.uri().path().to_string();
+    if let Some(joiner) = &state.join
+        && (path == crate::join::CACERTS_PATH || path.starts_with("/v1-r8s/"))
+    {
+        let (parts, body) = req.into_parts();
+        if let Some(resp) = joiner
+            .handle(&parts.method, &path, &parts.headers, body)
+            .await
+        {
+            return resp;
+        }
+        return ApiError::path_not_found().into_response();
+    }
     let user = if is_public(&path) {
         None
     } else {

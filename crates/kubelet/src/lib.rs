@@ -77,8 +77,11 @@ pub struct Config {
     pub server_addr: SocketAddr,
     /// The cluster CA certificate (issues the serving certificate, verifies the API server).
     pub ca_cert: PathBuf,
-    /// The cluster CA key.
+    /// The cluster CA key (issues the serving certificate unless `serving_cert` is set).
     pub ca_key: PathBuf,
+    /// A serving certificate and key issued by the server (an agent that joined with a token
+    /// has no CA key).
+    pub serving_cert: Option<(PathBuf, PathBuf)>,
     /// CNI plugin binaries.
     pub cni_bin_dir: PathBuf,
     /// runc.
@@ -103,6 +106,7 @@ impl Config {
             server_addr: SocketAddr::from(([0, 0, 0, 0], 10250)),
             ca_cert,
             ca_key,
+            serving_cert: None,
             cni_bin_dir: PathBuf::from("/usr/lib/cni"),
             runc: PathBuf::from("/usr/sbin/runc"),
         }
@@ -164,13 +168,16 @@ pub async fn run(
     };
 
     // The streaming server.
-    let (cert, key) = server::ensure_serving_cert(
-        &config.ca_cert,
-        &config.ca_key,
-        &config.dir.join("tls"),
-        &config.node_name,
-        &[node_ip, IpAddr::from([127, 0, 0, 1])],
-    )?;
+    let (cert, key) = match &config.serving_cert {
+        Some(issued) => issued.clone(),
+        None => server::ensure_serving_cert(
+            &config.ca_cert,
+            &config.ca_key,
+            &config.dir.join("tls"),
+            &config.node_name,
+            &[node_ip, IpAddr::from([127, 0, 0, 1])],
+        )?,
+    };
 
     let alloc = machine.allocatable(config.max_pods);
     let ctx = pods::spec::NodeContext {

@@ -2,6 +2,8 @@
 
 mod agent;
 mod datastore;
+mod join;
+mod lb;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -38,7 +40,15 @@ enum Command {
 
 #[derive(clap::Args)]
 struct AgentCommandArgs {
-    /// Kubeconfig of the cluster to join.
+    /// Servers to join with `--token` (`https://host:port`, comma-separated); the agent
+    /// receives its own node credentials and fails over between the servers. Without it, the
+    /// agent uses `--kubeconfig` and the CA key in `<data-dir>/server/tls`.
+    #[arg(long, value_delimiter = ',')]
+    server: Vec<String>,
+    /// The join token: `<data-dir>/token` of a server.
+    #[arg(long, env = "R8S_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Kubeconfig of the cluster to join (without `--server`).
     #[arg(
         long,
         env = "KUBECONFIG",
@@ -226,6 +236,14 @@ struct SimArgs {
 
 #[derive(clap::Args)]
 struct ServerArgs {
+    /// Join the cluster of the server at this URL (`https://host:port`) as another server:
+    /// the cluster CA is fetched with `--token`; give the same `--datastore-endpoint`.
+    #[arg(long)]
+    server: Option<String>,
+    /// The join token (`<data-dir>/token` of the first server). On a new cluster, the secret
+    /// to build it from (default: a random one).
+    #[arg(long, env = "R8S_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Folder that holds the state (database, certificates, kubeconfig).
     #[arg(
         long,
@@ -370,6 +388,20 @@ fn main() -> anyhow::Result<()> {
 
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
+    if let Some(url) = &args.server {
+        if args.etcd.datastore_endpoint.is_empty() {
+            anyhow::bail!(
+                "--server joins another server's cluster, whose state is in etcd: give its --datastore-endpoint too"
+            );
+        }
+        let token = args
+            .token
+            .as_deref()
+            .context("--server needs --token (the first server's <data-dir>/token)")?;
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("creating {}", args.data_dir.display()))?;
+        join::join_server(&args.data_dir, url, token).await?;
+    }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let backend = if args.etcd.datastore_endpoint.is_empty() {
@@ -428,6 +460,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
                 )
             })?,
             advertise_address: args.advertise_address.or(args.agent.node_ip),
+            token: args.token.clone(),
         },
         store,
         shutdown.clone(),
@@ -436,9 +469,10 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     .context("starting the API server")?;
     let components = start_components(&args, &running, shutdown.clone())?;
     eprintln!(
-        "r8s server ready on https://{}; export KUBECONFIG={}",
+        "r8s server ready on https://{}; export KUBECONFIG={}; join token in {}",
         running.addr,
-        args.data_dir.join("kubeconfig.yaml").display()
+        args.data_dir.join("kubeconfig.yaml").display(),
+        apiserver::join::token_path(&args.data_dir).display()
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing SIGTERM handler")?;
@@ -626,7 +660,7 @@ async fn client_from(kubeconfig: &std::path::Path) -> anyhow::Result<kube::Clien
 }
 
 async fn agent_command(args: AgentCommandArgs) -> anyhow::Result<()> {
-    let parts = args
+    let mut parts = args
         .agent
         .parts(&args.data_dir, &args.service_cidr, &args.cluster_cidr)?;
     if args.cleanup {
@@ -641,8 +675,12 @@ async fn agent_command(args: AgentCommandArgs) -> anyhow::Result<()> {
         eprintln!("r8s agent: removed the nftables table {}", cfg.table);
         return Ok(());
     }
-    let client = client_from(&args.kubeconfig).await?;
     let shutdown = CancellationToken::new();
+    let client = if args.server.is_empty() {
+        client_from(&args.kubeconfig).await?
+    } else {
+        joined_client(&args, &mut parts, shutdown.clone()).await?
+    };
     let factory = informers::Factory::new(client.clone(), shutdown.clone());
     let name = parts.kubelet.node_name.clone();
     let mut task = tokio::spawn(agent::run(parts, client, factory, shutdown.clone()));
@@ -664,6 +702,51 @@ async fn agent_command(args: AgentCommandArgs) -> anyhow::Result<()> {
         Ok(Ok(Err(e))) => Err(anyhow::anyhow!(e).context("the node agent failed")),
         _ => Ok(()),
     }
+}
+
+/// Joins the cluster with `--server` and `--token`: the node's own credentials, and an API
+/// client going through the failover load balancer.
+async fn joined_client(
+    args: &AgentCommandArgs,
+    parts: &mut agent::Parts,
+    shutdown: CancellationToken,
+) -> anyhow::Result<kube::Client> {
+    let token = args
+        .token
+        .as_deref()
+        .context("--server needs --token (a server's <data-dir>/token)")?;
+    let servers: Vec<String> = args
+        .server
+        .iter()
+        .map(|u| {
+            lb::host_port(u)
+                .with_context(|| format!("invalid --server {u:?}: want https://host:port"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let node_ip = parts
+        .kubelet
+        .node_ip
+        .unwrap_or_else(kubelet::node::detect_node_ip);
+    let agent_dir = parts.kubelet.dir.clone();
+    let files = join::join_agent(
+        &agent_dir,
+        &args.server,
+        token,
+        &parts.kubelet.node_name,
+        vec![node_ip],
+    )
+    .await?;
+    parts.kubelet.ca_cert = files.ca_cert.clone();
+    parts.kubelet.serving_cert = Some((files.serving_cert.clone(), files.serving_key.clone()));
+    let lb = lb::LoadBalancer::start(servers, shutdown.clone())
+        .await
+        .context("starting the API server load balancer")?;
+    let kubeconfig = agent_dir.join("kubelet.kubeconfig");
+    apiserver::join::write_private(&kubeconfig, &join::agent_kubeconfig(&files, &lb.url())?)
+        .with_context(|| format!("writing {}", kubeconfig.display()))?;
+    let client = client_from(&kubeconfig).await?;
+    tokio::spawn(lb::discover_servers(client.clone(), lb, shutdown));
+    Ok(client)
 }
 
 async fn sim_command(args: SimCommandArgs) -> anyhow::Result<()> {
