@@ -218,12 +218,40 @@ async fn table_follows_services_and_endpoints() {
     assert!(!table.contains("10.42.0.8 . 8080"), "{table}");
     assert!(!table.contains("10.42.0.8 . 10.42.0.8"), "{table}");
 
+    // Three endpoints: a selection set not seen before (`ip-n3`) and its rule are added
+    // incrementally, not by rebuilding the table (nft 1.0.6 refused such rules once).
+    h.slices.apply(slice(
+        "web",
+        "2b",
+        &[
+            ("10.42.0.7", true),
+            ("10.42.0.8", true),
+            ("10.42.0.10", true),
+        ],
+    ));
+    h.until("web on three", |p| {
+        p.backends("default/web", "http").len() == 3
+    })
+    .await;
+    assert!(!h.proxy.subscribe().borrow().full, "{}", h.ns.list());
+    assert!(h.ns.list().contains("@ip-n3"), "{}", h.ns.list());
+    h.slices.apply(slice(
+        "web",
+        "2c",
+        &[("10.42.0.7", true), ("10.42.0.8", false)],
+    ));
+    h.until("web back to one", |p| {
+        p.backends("default/web", "http").len() == 1
+    })
+    .await;
+
     // The NodePort Service gets an endpoint: NodePort and ClusterIP both lead to it.
     h.slices.apply(slice("np", "3", &[("10.42.0.9", true)]));
     h.until("np programmed", |p| {
         p.backends("default/np", "http").len() == 1
     })
     .await;
+    assert!(!h.proxy.subscribe().borrow().full, "{}", h.ns.list());
     let table = h.ns.list();
     assert!(
         table.contains("tcp . 30080 . 0 : 10.42.0.9 . 8080"),
