@@ -572,3 +572,84 @@ async fn many_services_timing() {
         t.elapsed()
     );
 }
+
+/// With several servers on one store, each renews its identity Lease and the `kubernetes`
+/// endpoints list every live server on the same port (upstream's lease endpoint reconciler).
+#[tokio::test]
+async fn kubernetes_endpoints_list_every_live_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = api_at(dir.path()).await;
+    let settings = Settings {
+        advertise_address: "192.0.2.10".parse().unwrap(),
+        https_port: 6444,
+    };
+    let leases = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases";
+    let other = |name: &str, addr: &str, age_s: i64| {
+        let renew = (chrono::Utc::now() - chrono::Duration::seconds(age_s))
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        json!({"apiVersion":"coordination.k8s.io/v1","kind":"Lease",
+            "metadata":{"name":name,
+                "labels":{"apiserver.kubernetes.io/identity":"kube-apiserver"},
+                "annotations":{"r8s.io/advertise-address":addr}},
+            "spec":{"holderIdentity":name,"leaseDurationSeconds":3600,"renewTime":renew}})
+    };
+    for (name, addr, age) in [
+        ("apiserver-live", "192.0.2.20:6444", 2),
+        ("apiserver-stale", "192.0.2.30:6444", 120),
+        ("apiserver-otherport", "192.0.2.40:7443", 2),
+    ] {
+        let (code, body) = a
+            .req(
+                "POST",
+                leases,
+                Some("application/json"),
+                &other(name, addr, age),
+            )
+            .await;
+        assert_eq!(code, StatusCode::CREATED, "{body}");
+    }
+    bootstrap_services::reconcile(&a.state, &settings)
+        .await
+        .unwrap();
+    // This server's own identity Lease.
+    let own = bootstrap_services::identity_name(6444);
+    let (code, lease) = a.get(&format!("{leases}/{own}")).await;
+    assert_eq!(code, StatusCode::OK, "{lease}");
+    assert_eq!(
+        lease["metadata"]["labels"]["apiserver.kubernetes.io/identity"],
+        "kube-apiserver"
+    );
+    assert_eq!(
+        lease["metadata"]["annotations"]["r8s.io/advertise-address"],
+        "192.0.2.10:6444"
+    );
+    let (_, ep) = a
+        .get("/api/v1/namespaces/default/endpoints/kubernetes")
+        .await;
+    assert_eq!(
+        ep["subsets"][0]["addresses"],
+        json!([{"ip":"192.0.2.10"},{"ip":"192.0.2.20"}])
+    );
+    let (_, sl) = a
+        .get("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes")
+        .await;
+    let addrs: Vec<&Value> = sl["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["addresses"][0])
+        .collect();
+    assert_eq!(addrs, vec![&json!("192.0.2.10"), &json!("192.0.2.20")]);
+    // The other server's Lease is gone: so is its address.
+    assert_eq!(
+        a.delete(&format!("{leases}/apiserver-live")).await,
+        StatusCode::OK
+    );
+    bootstrap_services::reconcile(&a.state, &settings)
+        .await
+        .unwrap();
+    let (_, ep) = a
+        .get("/api/v1/namespaces/default/endpoints/kubernetes")
+        .await;
+    assert_eq!(ep["subsets"][0]["addresses"], json!([{"ip":"192.0.2.10"}]));
+}
