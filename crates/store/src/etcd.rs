@@ -15,10 +15,23 @@
 //!   event's revision minus one. Reads and watches below `r` are refused by the store itself, so
 //!   the compacted revision the store reports is `r`; a compaction etcd reports (made by another
 //!   client at `c`) is taken as the store revision `c + 1`.
+//!
+//! With several members, the store keeps one connection per member and sends every request to
+//! the member that answered last, moving on to the next member when one cannot be reached
+//! (etcd-client's balancer keeps sending a share of the requests to a stopped member). A read,
+//! or any request etcd refused before acting on it (the member could not be connected to, or
+//! has no leader), is sent again to the next member; a write whose outcome is unknown (the
+//! connection broke or the deadline passed after it was sent) is not, and fails with an error
+//! saying so. Every request has a deadline ([`EtcdOptions::request_timeout`]). Watches ask etcd
+//! to cancel them when their member loses its leader, ask for a progress report when they have
+//! been quiet for a while, and when a watch breaks, goes quiet or is cancelled, it is opened
+//! again on another member from the revision after the last event delivered: the watcher sees
+//! every event once, in order.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,6 +41,7 @@ use etcd_client::{
     WatchClient, WatchOptions,
 };
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Event, KeyValue, RangeResult, Result, Revision, Store, StoreError, WatchStream};
@@ -39,6 +53,22 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// `math.MaxInt32`): a list of many objects, or a watch response replaying many revisions, is far
 /// larger than gRPC's 4 MiB default.
 const MAX_MESSAGE: usize = (1 << 31) - 1;
+
+/// How long a watch may be quiet before the store asks etcd for a progress report on it.
+const WATCH_QUIET: Duration = Duration::from_secs(3);
+
+/// How long etcd may take to answer a progress request (or any message to arrive) before the
+/// watch is taken for dead and opened again on another member.
+const PROGRESS_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long opening a watch on one member may take (until etcd confirms it).
+const OPEN_WATCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a lost watch is tried on the members before the watcher gets the error.
+const RESUME_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The pause after every member failed a request in a row (e.g. while they elect a leader).
+const ROUND_BACKOFF: Duration = Duration::from_millis(200);
 
 /// TLS material for the connection to etcd (PEM files, as `--datastore-cafile`,
 /// `--datastore-certfile` and `--datastore-keyfile`).
@@ -68,6 +98,9 @@ pub struct EtcdOptions {
     pub watch_buffer: usize,
     /// How long connecting to an endpoint may take.
     pub connect_timeout: Duration,
+    /// How long one store request may take in all, including retries on other members. A write
+    /// that is not answered in time fails (it may or may not have been applied).
+    pub request_timeout: Duration,
 }
 
 impl Default for EtcdOptions {
@@ -78,6 +111,7 @@ impl Default for EtcdOptions {
             prefix: String::new(),
             watch_buffer: 10_000,
             connect_timeout: Duration::from_secs(20),
+            request_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -157,11 +191,22 @@ pub struct EtcdStore {
 
 /// What the store's watch tasks share with it.
 struct Inner {
-    kv: KvClient,
-    watch: WatchClient,
+    /// One client per etcd member, in the order of [`EtcdOptions::endpoints`].
+    members: Vec<Member>,
+    /// The member requests go to first: the last one that answered.
+    preferred: AtomicUsize,
     prefix: String,
     /// The store's compacted revision, as far as this client knows it.
     compacted: AtomicI64,
+    /// See [`EtcdOptions::request_timeout`].
+    request_timeout: Duration,
+}
+
+/// The clients of one etcd member (each over its own connection).
+struct Member {
+    endpoint: String,
+    kv: KvClient,
+    watch: WatchClient,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -189,6 +234,94 @@ enum Failure {
     Other(StoreError),
 }
 
+/// What a failed request says about whether it took effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// etcd never got the request, or refused it before acting on it: sending it again (to any
+    /// member) is always safe.
+    NotApplied,
+    /// The request may or may not have taken effect (the connection broke after it was sent,
+    /// etcd timed out waiting for its leader): only a read may be sent again.
+    Unknown,
+    /// etcd answered: sending it again gets the same answer.
+    Final,
+}
+
+/// The messages of errors etcd (or the connection) gives before a request was acted on.
+const NOT_APPLIED: [&str; 8] = [
+    "tcp connect error",
+    "error trying to connect",
+    "connection refused",
+    "dns error",
+    "etcdserver: no leader",
+    "etcdserver: too many requests",
+    "raft proposal dropped",
+    "etcdserver: not capable",
+];
+
+/// gRPC codes (`tonic::Code` values) of failures whose outcome is unknown: Cancelled, Unknown,
+/// DeadlineExceeded, Internal, Unavailable.
+const UNKNOWN_CODES: [i32; 5] = [1, 2, 4, 13, 14];
+
+/// An error with all its sources, e.g. `status: transport error: tcp connect error: ...`.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
+}
+
+fn outcome_of(code: Option<i32>, description: &str) -> Outcome {
+    let lower = description.to_ascii_lowercase();
+    if NOT_APPLIED.iter().any(|m| lower.contains(m)) {
+        return Outcome::NotApplied;
+    }
+    match code {
+        Some(code) if UNKNOWN_CODES.contains(&code) => Outcome::Unknown,
+        Some(_) => Outcome::Final,
+        None => Outcome::Unknown,
+    }
+}
+
+/// Whether a failed request took effect, and the error's full description.
+fn outcome(err: &etcd_client::Error) -> (Outcome, String) {
+    match err {
+        etcd_client::Error::GRpcStatus(status) => {
+            let description = error_chain(status);
+            (
+                outcome_of(Some(i32::from(status.code())), &description),
+                description,
+            )
+        }
+        // Building a channel: nothing was sent.
+        etcd_client::Error::TransportError(e) => (Outcome::NotApplied, error_chain(e)),
+        etcd_client::Error::IoError(e) => {
+            let description = error_chain(e);
+            (outcome_of(None, &description), description)
+        }
+        other => (Outcome::Final, other.to_string()),
+    }
+}
+
+impl Failure {
+    /// The error of a request that is neither a read nor a watch (where compaction and future
+    /// revisions have no meaning of their own).
+    fn into_error(self) -> StoreError {
+        match self {
+            Failure::Compacted => backend("mvcc: required revision has been compacted"),
+            Failure::Future => backend("mvcc: required revision is a future revision"),
+            Failure::Other(err) => err,
+        }
+    }
+}
+
 fn classify(err: etcd_client::Error) -> Failure {
     if let etcd_client::Error::GRpcStatus(status) = &err {
         let msg = status.message();
@@ -200,6 +333,16 @@ fn classify(err: etcd_client::Error) -> Failure {
         }
     }
     Failure::Other(backend(err))
+}
+
+/// What a watch task does next.
+enum Follow {
+    /// The watcher dropped its stream.
+    Gone,
+    /// The watch ends with this error.
+    End(StoreError),
+    /// The member's watch broke (the reason): open it again elsewhere.
+    Lost(String),
 }
 
 fn backend(err: impl std::fmt::Display) -> StoreError {
@@ -258,15 +401,28 @@ impl EtcdStore {
             }
             connect = connect.with_tls(config);
         }
-        let client = Client::connect(&opts.endpoints, Some(connect))
-            .await
-            .map_err(backend)?;
-        let store = Self {
-            inner: Arc::new(Inner {
+        if opts.endpoints.is_empty() {
+            return Err(backend("no endpoint given"));
+        }
+        // One client (one connection) per member, so the store picks the member.
+        let mut members = Vec::with_capacity(opts.endpoints.len());
+        for endpoint in &opts.endpoints {
+            let client = Client::connect([endpoint.as_str()], Some(connect.clone()))
+                .await
+                .map_err(|e| backend(format_args!("{endpoint}: {e}")))?;
+            members.push(Member {
+                endpoint: endpoint.clone(),
                 kv: client.kv_client().max_decoding_message_size(MAX_MESSAGE),
                 watch: client.watch_client().max_decoding_message_size(MAX_MESSAGE),
+            });
+        }
+        let store = Self {
+            inner: Arc::new(Inner {
+                members,
+                preferred: AtomicUsize::new(0),
                 prefix: opts.prefix,
                 compacted: AtomicI64::new(0),
+                request_timeout: opts.request_timeout.max(Duration::from_millis(1)),
             }),
             watch_buffer: opts.watch_buffer.max(1),
             cancel: CancellationToken::new(),
@@ -311,7 +467,7 @@ impl EtcdStore {
             self.inner.check_not_compacted(rev)?;
             opts = opts.with_revision(rev.max(1));
         }
-        let resp = match self.inner.kv.clone().get(key, Some(opts)).await {
+        let resp = match self.inner.get(key, opts).await {
             Ok(resp) => resp,
             Err(err) => return Err(self.inner.read_error(err, at.unwrap_or(0)).await),
         };
@@ -331,7 +487,7 @@ impl EtcdStore {
     /// `NotFound` (no key) or `Conflict` (another mod revision).
     async fn guarded(&self, key: &str, txn: Txn, expected: Revision) -> Result<TxnResponse> {
         self.check_open()?;
-        let resp = self.inner.kv.clone().txn(txn).await.map_err(backend)?;
+        let resp = self.inner.txn(txn).await?;
         if resp.succeeded() {
             return Ok(resp);
         }
@@ -352,6 +508,112 @@ impl EtcdStore {
 }
 
 impl Inner {
+    /// Runs a KV request on the preferred member and, when it fails without an answer from etcd,
+    /// on the next ones, until [`EtcdOptions::request_timeout`] has passed. `idempotent` requests
+    /// (reads, compactions) are sent again whatever the failure; the others only when etcd cannot
+    /// have acted on them.
+    async fn call<T, F, Fut>(&self, idempotent: bool, mut op: F) -> Result<T, Failure>
+    where
+        F: FnMut(KvClient) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let n = self.members.len();
+        let deadline = Instant::now() + self.request_timeout;
+        // A read may go on to the next member when one does not answer in half the time.
+        let attempt_timeout = if idempotent && n > 1 {
+            self.request_timeout / 2
+        } else {
+            self.request_timeout
+        };
+        let mut index = self.preferred.load(Ordering::Acquire) % n;
+        let mut failures = 0usize;
+        loop {
+            let member = &self.members[index];
+            let budget = deadline
+                .saturating_duration_since(Instant::now())
+                .min(attempt_timeout);
+            let description = match tokio::time::timeout(budget, op(member.kv.clone())).await {
+                Ok(Ok(value)) => {
+                    self.prefer(index);
+                    return Ok(value);
+                }
+                Ok(Err(err)) => {
+                    let (outcome, description) = outcome(&err);
+                    match outcome {
+                        Outcome::Final => return Err(classify(err)),
+                        Outcome::Unknown if !idempotent => {
+                            self.avoid(index);
+                            return Err(Failure::Other(backend(format_args!(
+                                "{}: {description} (the write may or may not have been applied)",
+                                member.endpoint
+                            ))));
+                        }
+                        Outcome::Unknown | Outcome::NotApplied => description,
+                    }
+                }
+                Err(_) => {
+                    self.avoid(index);
+                    if !idempotent {
+                        return Err(Failure::Other(backend(format_args!(
+                            "{}: no answer within {budget:?} (the write may or may not have been \
+                             applied)",
+                            member.endpoint
+                        ))));
+                    }
+                    format!("no answer within {budget:?}")
+                }
+            };
+            tracing::debug!(endpoint = %member.endpoint, error = %description, "etcd request failed; trying the next member");
+            failures += 1;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(Failure::Other(backend(format_args!(
+                    "{}: {description}",
+                    member.endpoint
+                ))));
+            }
+            index = (index + 1) % n;
+            if failures.is_multiple_of(n) {
+                tokio::time::sleep(ROUND_BACKOFF.min(remaining)).await;
+            }
+        }
+    }
+
+    /// Sends the next requests to member `index`, which just answered.
+    fn prefer(&self, index: usize) {
+        let before = self.preferred.swap(index, Ordering::AcqRel);
+        if before != index {
+            tracing::info!(endpoint = %self.members[index].endpoint, "etcd: using this member");
+        }
+    }
+
+    /// Moves the next requests away from member `index` (unless another request did already).
+    fn avoid(&self, index: usize) {
+        let next = (index + 1) % self.members.len();
+        let _ = self
+            .preferred
+            .compare_exchange(index, next, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// A range read (retried on other members).
+    async fn get(&self, key: Vec<u8>, opts: GetOptions) -> Result<GetResponse, Failure> {
+        self.call(true, |mut kv| {
+            let (key, opts) = (key.clone(), opts.clone());
+            async move { kv.get(key, Some(opts)).await }
+        })
+        .await
+    }
+
+    /// A transaction with writes (sent again only when etcd cannot have acted on it).
+    async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
+        self.call(false, |mut kv| {
+            let txn = txn.clone();
+            async move { kv.txn(txn).await }
+        })
+        .await
+        .map_err(Failure::into_error)
+    }
+
     fn full_key(&self, key: &str) -> Vec<u8> {
         let mut full = Vec::with_capacity(self.prefix.len() + key.len());
         full.extend_from_slice(self.prefix.as_bytes());
@@ -436,17 +698,15 @@ impl Inner {
 
     async fn current_revision(&self) -> Result<Revision> {
         let resp = self
-            .kv
-            .clone()
-            .get(self.probe_key(), Some(GetOptions::new().with_count_only()))
+            .get(self.probe_key(), GetOptions::new().with_count_only())
             .await
-            .map_err(backend)?;
+            .map_err(Failure::into_error)?;
         Ok(store_revision(resp.header().map_or(0, |h| h.revision())))
     }
 
     /// The error for a failed read at `requested`.
-    async fn read_error(&self, err: etcd_client::Error, requested: Revision) -> StoreError {
-        match classify(err) {
+    async fn read_error(&self, err: Failure, requested: Revision) -> StoreError {
+        match err {
             Failure::Compacted => self.compacted_error(requested).await,
             Failure::Future => match self.current_revision().await {
                 Ok(current) => StoreError::FutureRevision { requested, current },
@@ -472,7 +732,8 @@ impl Inner {
     async fn learn_compacted(&self, rev: Revision) -> Result<Revision> {
         let probe = async {
             let opts = WatchOptions::new().with_start_revision(rev.max(1));
-            let mut stream = self
+            let member = self.preferred.load(Ordering::Acquire) % self.members.len();
+            let mut stream = self.members[member]
                 .watch
                 .clone()
                 .watch(self.probe_key(), Some(opts))
@@ -507,9 +768,9 @@ impl Inner {
     /// if etcd was never compacted.
     async fn load_compacted(&self) -> Result<()> {
         let opts = GetOptions::new().with_count_only().with_revision(1);
-        match self.kv.clone().get(self.probe_key(), Some(opts)).await {
+        match self.get(self.probe_key(), opts).await {
             Ok(_) => Ok(()),
-            Err(err) => match classify(err) {
+            Err(err) => match err {
                 Failure::Compacted => self.learn_compacted(1).await.map(|_| ()),
                 Failure::Future => Ok(()),
                 Failure::Other(err) => Err(err),
@@ -588,7 +849,7 @@ impl Store for EtcdStore {
         let txn = Txn::new()
             .when([Compare::create_revision(full.clone(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(full, Vec::from(value), None)]);
-        let resp = self.inner.kv.clone().txn(txn).await.map_err(backend)?;
+        let resp = self.inner.txn(txn).await?;
         if !resp.succeeded() {
             return Err(StoreError::AlreadyExists(key.to_owned()));
         }
@@ -616,11 +877,12 @@ impl Store for EtcdStore {
                 self.check_open()?;
                 let mut resp = self
                     .inner
-                    .kv
-                    .clone()
-                    .delete(full, Some(prev_opts))
+                    .call(false, |mut kv| {
+                        let (full, prev_opts) = (full.clone(), prev_opts.clone());
+                        async move { kv.delete(full, Some(prev_opts)).await }
+                    })
                     .await
-                    .map_err(backend)?;
+                    .map_err(Failure::into_error)?;
                 let revision = resp.header().map_or(0, |h| h.revision());
                 (revision, resp.take_prev_kvs().into_iter().next())
             }
@@ -661,40 +923,34 @@ impl Store for EtcdStore {
         // etcd only reports a compacted start revision asynchronously on the watch; a read at it
         // answers at once (a future revision is fine: the watch waits for it).
         let check = GetOptions::new().with_count_only().with_revision(requested);
-        if let Err(err) = self
-            .inner
-            .kv
-            .clone()
-            .get(self.inner.probe_key(), Some(check))
-            .await
-        {
-            match classify(err) {
+        if let Err(err) = self.inner.get(self.inner.probe_key(), check).await {
+            match err {
                 Failure::Compacted => return Err(self.inner.compacted_error(requested).await),
                 Failure::Future => {}
                 Failure::Other(err) => return Err(err),
             }
         }
-        let opts = WatchOptions::new()
-            .with_range(end)
-            .with_start_revision(requested)
-            .with_prev_key();
-        let stream = self
+        let range = WatchRange { start, end };
+        let first = self.inner.preferred.load(Ordering::Acquire);
+        let deadline = Instant::now() + self.inner.request_timeout;
+        let (stream, member) = self
             .inner
-            .watch
-            .clone()
-            .watch(start, Some(opts))
-            .await
-            .map_err(backend)?;
+            .open_watch_anywhere(first, &range, requested, deadline, &self.cancel)
+            .await?;
 
         let (tx, rx) = mpsc::channel(self.watch_buffer);
         let (end_tx, end_rx) = oneshot::channel();
         tokio::spawn(forward(
-            stream,
+            Watching {
+                stream,
+                member,
+                range,
+                next: requested,
+            },
             tx,
             end_tx,
             self.inner.clone(),
             self.cancel.clone(),
-            requested,
         ));
         let events = futures::stream::unfold((rx, Some(end_rx)), |(mut rx, end_rx)| async move {
             if let Some(event) = rx.recv().await {
@@ -722,9 +978,15 @@ impl Store for EtcdStore {
         // Keep the state at `revision - 1`: it holds the previous values of the events from
         // `revision` on.
         if revision - 1 > 1 {
-            match self.inner.kv.clone().compact(revision - 1, None).await {
+            let compact = self
+                .inner
+                .call(true, |mut kv| async move {
+                    kv.compact(revision - 1, None).await
+                })
+                .await;
+            match compact {
                 Ok(_) => {}
-                Err(err) => match classify(err) {
+                Err(err) => match err {
                     // Someone compacted etcd further already.
                     Failure::Compacted => {}
                     Failure::Future => {
@@ -742,51 +1004,216 @@ impl Store for EtcdStore {
     }
 }
 
-/// Moves the events of one etcd watch into the watcher's bounded channel; a full channel cuts the
-/// watcher off (etcd and the writers never wait for it). The reason the watch ended goes to `end`.
+/// The key range of a watch: `[start, end)` in etcd.
+struct WatchRange {
+    start: Vec<u8>,
+    end: Vec<u8>,
+}
+
+/// A watch as its task follows it.
+struct Watching {
+    /// The etcd watch on `member`.
+    stream: etcd_client::WatchStream,
+    /// The index of the member the watch is on.
+    member: usize,
+    range: WatchRange,
+    /// The revision of the next event the watcher is to get.
+    next: Revision,
+}
+
+impl Inner {
+    /// Opens a watch of `range` from revision `from` on member `index`, and waits (at most
+    /// `timeout`) until etcd confirms it.
+    async fn open_watch(
+        &self,
+        index: usize,
+        range: &WatchRange,
+        from: Revision,
+        timeout: Duration,
+    ) -> Result<etcd_client::WatchStream, String> {
+        let member = &self.members[index];
+        let opts = WatchOptions::new()
+            .with_range(range.end.clone())
+            .with_start_revision(from)
+            .with_prev_key();
+        let open = async {
+            let mut stream = member
+                .watch
+                .clone()
+                .watch(range.start.clone(), Some(opts))
+                .await
+                .map_err(|e| outcome(&e).1)?;
+            // etcd answers a watch request with a `created` response before anything else.
+            match stream.message().await {
+                Ok(Some(resp)) if resp.created() && !resp.canceled() => Ok(stream),
+                Ok(Some(resp)) => Err(format!("watch not created: {}", resp.cancel_reason())),
+                Ok(None) => Err("the watch stream ended".to_owned()),
+                Err(e) => Err(outcome(&e).1),
+            }
+        };
+        match tokio::time::timeout(timeout, open).await {
+            Ok(opened) => opened.map_err(|e| format!("{}: {e}", member.endpoint)),
+            Err(_) => Err(format!("{}: no answer within {timeout:?}", member.endpoint)),
+        }
+    }
+
+    /// Opens a watch of `range` from `from` on the first member that takes it, trying them in
+    /// turn from `first` until `deadline`; returns the watch and its member.
+    async fn open_watch_anywhere(
+        &self,
+        first: usize,
+        range: &WatchRange,
+        from: Revision,
+        deadline: Instant,
+        cancel: &CancellationToken,
+    ) -> Result<(etcd_client::WatchStream, usize)> {
+        let n = self.members.len();
+        let mut index = first % n;
+        let mut failures = 0usize;
+        loop {
+            if cancel.is_cancelled() {
+                return Err(StoreError::Closed);
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let timeout = OPEN_WATCH_TIMEOUT.min(remaining.max(Duration::from_millis(100)));
+            let error = match self.open_watch(index, range, from, timeout).await {
+                Ok(stream) => return Ok((stream, index)),
+                Err(error) => error,
+            };
+            failures += 1;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(backend(format_args!("opening a watch: {error}")));
+            }
+            tracing::debug!(%error, "etcd: opening a watch failed; trying the next member");
+            index = (index + 1) % n;
+            if failures.is_multiple_of(n) {
+                tokio::select! {
+                    () = cancel.cancelled() => return Err(StoreError::Closed),
+                    () = tokio::time::sleep(ROUND_BACKOFF.min(remaining)) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Moves the events of a watch into the watcher's bounded channel; a full channel cuts the
+/// watcher off (etcd and the writers never wait for it). When the member's watch breaks, goes
+/// quiet or is cancelled, the watch is opened again (on another member when there is one) from
+/// the revision after the last event delivered. The reason the watch ended goes to `end`.
 async fn forward(
-    mut stream: etcd_client::WatchStream,
+    mut watching: Watching,
     tx: mpsc::Sender<Event>,
     end: oneshot::Sender<StoreError>,
     inner: Arc<Inner>,
     cancel: CancellationToken,
-    mut next: Revision,
 ) {
-    let outcome = 'watch: loop {
-        let message = tokio::select! {
-            () = cancel.cancelled() => break StoreError::Closed,
+    let n = inner.members.len();
+    let outcome = loop {
+        let reason = match follow(&inner, &mut watching, &tx, &cancel).await {
+            Follow::Gone => return,
+            Follow::End(err) => break err,
+            Follow::Lost(reason) => reason,
+        };
+        let lost = watching.member;
+        tracing::warn!(
+            endpoint = %inner.members[lost].endpoint,
+            %reason,
+            next = watching.next,
+            "etcd watch lost; opening it again"
+        );
+        let preferred = inner.preferred.load(Ordering::Acquire) % n;
+        let first = if preferred == lost {
+            lost + 1
+        } else {
+            preferred
+        };
+        let deadline = Instant::now() + RESUME_TIMEOUT;
+        let reopened = tokio::select! {
             () = tx.closed() => return,
-            message = stream.message() => message,
+            reopened = inner.open_watch_anywhere(first, &watching.range, watching.next, deadline, &cancel) => reopened,
         };
-        let resp = match message {
-            Ok(Some(resp)) => resp,
-            Ok(None) => break backend("the watch stream ended"),
-            Err(err) => break backend(err),
-        };
-        if resp.compact_revision() > 0 {
-            let compacted = inner.note_etcd_compacted(resp.compact_revision());
-            break StoreError::Compacted {
-                requested: next,
-                compacted,
-            };
-        }
-        if resp.canceled() {
-            break backend(format_args!("watch cancelled: {}", resp.cancel_reason()));
-        }
-        for event in resp.events() {
-            let event = match inner.event_of(event) {
-                Ok(event) => event,
-                Err(err) => break 'watch err,
-            };
-            next = event.revision() + 1;
-            match tx.try_send(event) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => break 'watch StoreError::WatcherLagged,
-                Err(mpsc::error::TrySendError::Closed(_)) => return,
+        match reopened {
+            Ok((stream, member)) => {
+                tracing::info!(
+                    endpoint = %inner.members[member].endpoint,
+                    next = watching.next,
+                    "etcd watch opened again"
+                );
+                watching.stream = stream;
+                watching.member = member;
             }
+            Err(err) => break err,
         }
     };
     let _ = end.send(outcome);
+}
+
+/// Follows the member's watch until it ends, breaks or goes quiet (no answer to a progress
+/// request), or the watcher is gone.
+async fn follow(
+    inner: &Inner,
+    watching: &mut Watching,
+    tx: &mpsc::Sender<Event>,
+    cancel: &CancellationToken,
+) -> Follow {
+    let mut asked = false;
+    loop {
+        let wait = if asked { PROGRESS_TIMEOUT } else { WATCH_QUIET };
+        let message = tokio::select! {
+            () = cancel.cancelled() => return Follow::End(StoreError::Closed),
+            () = tx.closed() => return Follow::Gone,
+            message = tokio::time::timeout(wait, watching.stream.message()) => message,
+        };
+        let resp = match message {
+            Err(_) if asked => {
+                return Follow::Lost(format!(
+                    "no answer to a progress request within {PROGRESS_TIMEOUT:?}"
+                ));
+            }
+            Err(_) => {
+                // Quiet: a live member answers a progress request at once.
+                if let Err(err) = watching.stream.request_progress().await {
+                    return Follow::Lost(format!("requesting progress: {err}"));
+                }
+                asked = true;
+                continue;
+            }
+            Ok(Ok(Some(resp))) => resp,
+            Ok(Ok(None)) => return Follow::Lost("the watch stream ended".to_owned()),
+            Ok(Err(err)) => return Follow::Lost(outcome(&err).1),
+        };
+        asked = false;
+        if resp.compact_revision() > 0 {
+            let compacted = inner.note_etcd_compacted(resp.compact_revision());
+            return Follow::End(StoreError::Compacted {
+                requested: watching.next,
+                compacted,
+            });
+        }
+        if resp.canceled() {
+            return Follow::Lost(format!("watch cancelled: {}", resp.cancel_reason()));
+        }
+        // A watch opened again starts at `next`; older events were delivered already.
+        let floor = watching.next;
+        for event in resp.events() {
+            let event = match inner.event_of(event) {
+                Ok(event) => event,
+                Err(err) => return Follow::End(err),
+            };
+            if event.revision() < floor {
+                continue;
+            }
+            watching.next = event.revision() + 1;
+            match tx.try_send(event) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    return Follow::End(StoreError::WatcherLagged);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return Follow::Gone,
+            }
+        }
+    }
 }
 
 #[cfg(test)]
