@@ -19,6 +19,8 @@ pub const WITH_AGENT: &str = "--with-agent";
 
 /// How long a server may take to answer `/readyz` after it was started.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long [`TestServer::stop`] waits after SIGTERM before it kills the server.
+const GRACEFUL_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one kubectl call may take unless the caller says otherwise.
 pub const KUBECTL_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -88,7 +90,31 @@ impl TestServer {
         Self::start_with(bin, args)
     }
 
+    /// Prepares a server like [`TestServer::start_with_args`] (port, empty data dir, flags)
+    /// without starting it, e.g. to fill its data directory first; [`TestServer::restart`]
+    /// starts it.
+    pub fn unstarted_with_args(args: &[&str]) -> Result<Self, TestSupportError> {
+        let bin = paths::r8s_binary().ok_or_else(|| {
+            TestSupportError::NotFound(format!(
+                "r8s binary not found: set R8S_BIN or run `cargo build --release -p r8s` (looked in {})",
+                paths::target_dir().display()
+            ))
+        })?;
+        Self::prepare(bin, args)
+    }
+
+    /// The `r8s` binary this server runs.
+    pub fn binary(&self) -> &Path {
+        &self.bin
+    }
+
     fn start_with(bin: PathBuf, args: &[&str]) -> Result<Self, TestSupportError> {
+        let server = Self::prepare(bin, args)?;
+        server.spawn()?;
+        Ok(server)
+    }
+
+    fn prepare(bin: PathBuf, args: &[&str]) -> Result<Self, TestSupportError> {
         let root = tempfile::Builder::new()
             .prefix("r8s-test-")
             .tempdir()
@@ -105,7 +131,6 @@ impl TestServer {
             extra_args: args.iter().map(|a| a.to_string()).collect(),
             running: Mutex::new(None),
         };
-        server.spawn()?;
         Ok(server)
     }
 
@@ -180,6 +205,38 @@ impl TestServer {
     /// The server's PID, if it is running.
     pub fn pid(&self) -> Option<u32> {
         self.lock().as_ref().map(|r| r.server.id())
+    }
+
+    /// Stops the server gracefully: SIGTERM, then waits up to `GRACEFUL_STOP_TIMEOUT` for it
+    /// to exit (SIGKILL after that). Returns its exit status, `None` if it was not running or
+    /// had to be killed.
+    ///
+    /// Use it before touching the data directory's database from another process (e.g.
+    /// `r8s datastore migrate`). [`TestServer::restart`] starts it again.
+    pub fn stop(&self) -> Option<std::process::ExitStatus> {
+        let mut running = self.lock().take()?;
+        if let Some(mut reaper) = running.reaper.take() {
+            let _ = reaper.kill();
+            let _ = reaper.wait();
+        }
+        let pid = running.server.id().to_string();
+        let signalled = Command::new("kill")
+            .args(["-TERM", &pid])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        let deadline = Instant::now() + GRACEFUL_STOP_TIMEOUT;
+        while signalled && Instant::now() < deadline {
+            match running.server.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+                Err(_) => break,
+            }
+        }
+        running.stop();
+        None
     }
 
     /// Kills the server with SIGKILL (no graceful shutdown) and waits for it to exit.
@@ -447,6 +504,20 @@ pub fn new_server_with_args(args: &[&str]) -> Option<TestServer> {
     match TestServer::start_with_args(args) {
         Ok(server) => Some(server),
         Err(e) => panic!("could not start an r8s server with {args:?}: {e}"),
+    }
+}
+
+/// A server of the calling test's own, prepared with extra `r8s server` flags but not started
+/// (see [`TestServer::unstarted_with_args`]). Returns `None`, after printing why, when the test
+/// should be skipped.
+///
+/// # Panics
+/// If the r8s binary cannot be found or the temporary directory cannot be created.
+pub fn new_unstarted_server_with_args(args: &[&str]) -> Option<TestServer> {
+    check_prerequisites()?;
+    match TestServer::unstarted_with_args(args) {
+        Ok(server) => Some(server),
+        Err(e) => panic!("could not prepare an r8s server with {args:?}: {e}"),
     }
 }
 
