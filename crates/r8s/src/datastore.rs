@@ -4,6 +4,7 @@
 //! Run them while no server uses the SQLite database (an etcd can be read while servers run).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
@@ -118,7 +119,7 @@ struct MigrateArgs {
 }
 
 /// Where a datastore is.
-enum Location {
+pub(crate) enum Location {
     /// `<data-dir>/server/db/state.db`.
     Sqlite(PathBuf),
     /// An etcd.
@@ -131,7 +132,7 @@ enum Location {
 }
 
 impl Location {
-    fn new(
+    pub(crate) fn new(
         data_dir: Option<&Path>,
         endpoint: Option<&str>,
         ca: Option<&PathBuf>,
@@ -167,7 +168,7 @@ impl Location {
 
     /// Opens the datastore. A source SQLite database must exist; a target one is created (with
     /// its directories).
-    async fn open(&self, create: bool) -> anyhow::Result<Opened> {
+    pub(crate) async fn open(&self, create: bool) -> anyhow::Result<Opened> {
         match self {
             Location::Sqlite(db) => {
                 if create {
@@ -181,7 +182,7 @@ impl Location {
                 let store = SqliteStore::open(db, SqliteOptions::default())
                     .await
                     .with_context(|| format!("opening {}", db.display()))?;
-                Ok(Opened::Sqlite(store))
+                Ok(Opened::Sqlite(Arc::new(store)))
             }
             Location::Etcd {
                 endpoint,
@@ -199,7 +200,7 @@ impl Location {
                 let store = EtcdStore::connect(opts)
                     .await
                     .with_context(|| format!("connecting to etcd at {endpoint}"))?;
-                Ok(Opened::Etcd(store))
+                Ok(Opened::Etcd(Arc::new(store)))
             }
         }
     }
@@ -214,22 +215,30 @@ impl std::fmt::Display for Location {
     }
 }
 
-/// An open datastore.
-enum Opened {
-    Sqlite(SqliteStore),
-    Etcd(EtcdStore),
+/// An open datastore: the embedded SQLite database (one server) or an etcd (any number).
+pub(crate) enum Opened {
+    Sqlite(Arc<SqliteStore>),
+    Etcd(Arc<EtcdStore>),
 }
 
 impl Opened {
     fn store(&self) -> &dyn Store {
         match self {
-            Opened::Sqlite(s) => s,
-            Opened::Etcd(e) => e,
+            Opened::Sqlite(s) => s.as_ref(),
+            Opened::Etcd(e) => e.as_ref(),
+        }
+    }
+
+    /// The store, shared (for the API server).
+    pub(crate) fn shared(&self) -> Arc<dyn Store> {
+        match self {
+            Opened::Sqlite(s) => s.clone(),
+            Opened::Etcd(e) => e.clone(),
         }
     }
 
     /// Closes the store (SQLite: waits until everything is on disk).
-    async fn close(self) {
+    pub(crate) async fn close(&self) {
         match self {
             Opened::Sqlite(s) => s.close().await,
             Opened::Etcd(e) => e.close(),

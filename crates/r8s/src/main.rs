@@ -404,31 +404,16 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let backend = if args.etcd.datastore_endpoint.is_empty() {
-        std::fs::create_dir_all(args.data_dir.join("server").join("db"))
-            .with_context(|| format!("creating {}", args.data_dir.display()))?;
-        let db = args.data_dir.join("server").join("db").join("state.db");
-        let sqlite = store::sqlite::SqliteStore::open(&db, store::sqlite::SqliteOptions::default())
-            .await
-            .with_context(|| format!("opening {}", db.display()))?;
-        Backend::Sqlite(Arc::new(sqlite))
-    } else {
-        let opts = store::etcd::EtcdOptions::from_datastore_flags(
-            &args.etcd.datastore_endpoint,
-            args.etcd.datastore_cafile.clone(),
-            args.etcd.datastore_certfile.clone(),
-            args.etcd.datastore_keyfile.clone(),
-        )
-        .context("invalid --datastore-endpoint / --datastore-cafile/-certfile/-keyfile")?;
-        let etcd = store::etcd::EtcdStore::connect(opts)
-            .await
-            .with_context(|| format!("connecting to etcd at {}", args.etcd.datastore_endpoint))?;
-        Backend::Etcd(Arc::new(etcd))
-    };
-    let store: Arc<dyn store::Store> = match &backend {
-        Backend::Sqlite(s) => s.clone(),
-        Backend::Etcd(e) => e.clone(),
-    };
+    let backend = datastore::Location::new(
+        Some(&args.data_dir),
+        Some(&args.etcd.datastore_endpoint),
+        args.etcd.datastore_cafile.as_ref(),
+        args.etcd.datastore_certfile.as_ref(),
+        args.etcd.datastore_keyfile.as_ref(),
+    )
+    .open(true)
+    .await?;
+    let store = backend.shared();
     store::spawn_compactor(
         store.clone(),
         std::time::Duration::from_secs(300),
@@ -487,19 +472,8 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         components.join_all().await;
     })
     .await;
-    match &backend {
-        Backend::Sqlite(s) => s.close().await,
-        Backend::Etcd(e) => e.close(),
-    }
+    backend.close().await;
     Ok(())
-}
-
-/// The store a server runs on.
-enum Backend {
-    /// The embedded SQLite database (one server).
-    Sqlite(Arc<store::sqlite::SqliteStore>),
-    /// An etcd cluster (any number of servers).
-    Etcd(Arc<store::etcd::EtcdStore>),
 }
 
 fn sim_config(args: &SimArgs, fast: bool) -> sim::Config {
