@@ -41,14 +41,22 @@ struct Sim {
 }
 
 impl Sim {
-    fn start(server: &TestServer, nodes: usize) -> Sim {
+    /// Simulated nodes joined with the cluster's token, talking to `first` first and failing
+    /// over to the other `servers`.
+    fn start(first: &TestServer, servers: &[TestServer], nodes: usize) -> Sim {
         let bin = paths::r8s_binary().expect("the r8s binary (the servers run it)");
-        let log = server.scratch_dir().join("sim.log");
+        let log = first.scratch_dir().join("sim.log");
         let file = std::fs::File::create(&log).unwrap();
+        let token = std::fs::read_to_string(first.data_dir().join("token")).unwrap();
+        let urls: Vec<String> = std::iter::once(first)
+            .chain(servers.iter().filter(|s| s.port() != first.port()))
+            .map(|s| format!("https://127.0.0.1:{}", s.port()))
+            .collect();
         let child = Command::new(bin)
             .arg("sim")
-            .arg("--kubeconfig")
-            .arg(server.kubeconfig_path())
+            .arg("-d")
+            .arg(first.scratch_dir())
+            .args(["--server", &urls.join(","), "--token", token.trim()])
             .args(["--nodes", &nodes.to_string()])
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
@@ -478,7 +486,7 @@ fn controller_manager_failover(servers: &[TestServer]) -> Sim {
         holder(servers, "kube-scheduler")
     });
     let sim_server = &servers[(sched + 1) % servers.len()];
-    let sim = Sim::start(sim_server, 3);
+    let sim = Sim::start(sim_server, servers, 3);
     eventually(30, "3 Ready simulated nodes", || {
         match ready_nodes(sim_server) {
             Ok(3) => Ok(()),

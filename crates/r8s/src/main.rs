@@ -38,16 +38,24 @@ enum Command {
     Datastore(datastore::DatastoreArgs),
 }
 
+/// Joining a cluster with its token (agents and simulated nodes).
 #[derive(clap::Args)]
-struct AgentCommandArgs {
-    /// Servers to join with `--token` (`https://host:port`, comma-separated); the agent
-    /// receives its own node credentials and fails over between the servers. Without it, the
-    /// agent uses `--kubeconfig` and the CA key in `<data-dir>/server/tls`.
+struct JoinFlags {
+    /// Servers to join with `--token` (`https://host:port`, comma-separated): the process
+    /// receives its own node credentials and fails over between the servers. Without it,
+    /// `--kubeconfig` is used (and an agent issues its serving certificate with the CA key in
+    /// `<data-dir>/server/tls`).
     #[arg(long, value_delimiter = ',')]
     server: Vec<String>,
     /// The join token: `<data-dir>/token` of a server.
     #[arg(long, env = "R8S_TOKEN", hide_env_values = true)]
     token: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct AgentCommandArgs {
+    #[command(flatten)]
+    join: JoinFlags,
     /// Kubeconfig of the cluster to join (without `--server`).
     #[arg(
         long,
@@ -198,7 +206,17 @@ fn proxy_config(
 
 #[derive(clap::Args)]
 struct SimCommandArgs {
-    /// Kubeconfig of the cluster to join.
+    #[command(flatten)]
+    join: JoinFlags,
+    /// Folder for the credentials received with `--server` (`<data-dir>/sim`).
+    #[arg(
+        long,
+        short = 'd',
+        env = "R8S_DATA_DIR",
+        default_value = "/var/lib/r8s"
+    )]
+    data_dir: PathBuf,
+    /// Kubeconfig of the cluster (without `--server`).
     #[arg(
         long,
         env = "KUBECONFIG",
@@ -650,10 +668,24 @@ async fn agent_command(args: AgentCommandArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let shutdown = CancellationToken::new();
-    let client = if args.server.is_empty() {
+    let client = if args.join.server.is_empty() {
         client_from(&args.kubeconfig).await?
     } else {
-        joined_client(&args, &mut parts, shutdown.clone()).await?
+        let node_ip = parts
+            .kubelet
+            .node_ip
+            .unwrap_or_else(kubelet::node::detect_node_ip);
+        let (client, files) = joined_client(
+            &args.join,
+            &parts.kubelet.dir,
+            &parts.kubelet.node_name,
+            vec![node_ip],
+            shutdown.clone(),
+        )
+        .await?;
+        parts.kubelet.ca_cert = files.ca_cert;
+        parts.kubelet.serving_cert = Some((files.serving_cert, files.serving_key));
+        client
     };
     let factory = informers::Factory::new(client.clone(), shutdown.clone());
     let name = parts.kubelet.node_name.clone();
@@ -678,18 +710,20 @@ async fn agent_command(args: AgentCommandArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Joins the cluster with `--server` and `--token`: the node's own credentials, and an API
-/// client going through the failover load balancer.
+/// Joins the cluster with `--server` and `--token` as node `node_name` (credentials kept in
+/// `dir`): an API client going through the failover load balancer.
 async fn joined_client(
-    args: &AgentCommandArgs,
-    parts: &mut agent::Parts,
+    flags: &JoinFlags,
+    dir: &std::path::Path,
+    node_name: &str,
+    addresses: Vec<IpAddr>,
     shutdown: CancellationToken,
-) -> anyhow::Result<kube::Client> {
-    let token = args
+) -> anyhow::Result<(kube::Client, join::AgentFiles)> {
+    let token = flags
         .token
         .as_deref()
         .context("--server needs --token (a server's <data-dir>/token)")?;
-    let servers: Vec<String> = args
+    let servers: Vec<String> = flags
         .server
         .iter()
         .map(|u| {
@@ -697,35 +731,34 @@ async fn joined_client(
                 .with_context(|| format!("invalid --server {u:?}: want https://host:port"))
         })
         .collect::<anyhow::Result<_>>()?;
-    let node_ip = parts
-        .kubelet
-        .node_ip
-        .unwrap_or_else(kubelet::node::detect_node_ip);
-    let agent_dir = parts.kubelet.dir.clone();
-    let files = join::join_agent(
-        &agent_dir,
-        &args.server,
-        token,
-        &parts.kubelet.node_name,
-        vec![node_ip],
-    )
-    .await?;
-    parts.kubelet.ca_cert = files.ca_cert.clone();
-    parts.kubelet.serving_cert = Some((files.serving_cert.clone(), files.serving_key.clone()));
+    let files = join::join_agent(dir, &flags.server, token, node_name, addresses).await?;
     let lb = lb::LoadBalancer::start(servers, shutdown.clone())
         .await
         .context("starting the API server load balancer")?;
-    let kubeconfig = agent_dir.join("kubelet.kubeconfig");
+    let kubeconfig = dir.join("kubelet.kubeconfig");
     apiserver::join::write_private(&kubeconfig, &join::agent_kubeconfig(&files, &lb.url())?)
         .with_context(|| format!("writing {}", kubeconfig.display()))?;
     let client = client_from(&kubeconfig).await?;
     tokio::spawn(lb::discover_servers(client.clone(), lb, shutdown));
-    Ok(client)
+    Ok((client, files))
 }
 
 async fn sim_command(args: SimCommandArgs) -> anyhow::Result<()> {
-    let client = client_from(&args.kubeconfig).await?;
     let shutdown = CancellationToken::new();
+    let client = if args.join.server.is_empty() {
+        client_from(&args.kubeconfig).await?
+    } else {
+        // Every simulated node shares one identity, as in the server (`system:node:sim`).
+        joined_client(
+            &args.join,
+            &args.data_dir.join("sim"),
+            "sim",
+            vec![IpAddr::from([127, 0, 0, 1])],
+            shutdown.clone(),
+        )
+        .await?
+        .0
+    };
     let factory = informers::Factory::new(client.clone(), shutdown.clone());
     let cfg = sim_config(&args.sim, false);
     let n = cfg.nodes;
