@@ -1278,6 +1278,40 @@ mod tests {
     }
 
     #[test]
+    fn only_failures_before_etcd_acted_are_safe_to_send_again() {
+        let refused = "status: Unavailable, message: \"error trying to connect: tcp connect error: \
+                       Connection refused (os error 111)\"";
+        assert_eq!(outcome_of(Some(14), refused), Outcome::NotApplied);
+        assert_eq!(
+            outcome_of(Some(14), "etcdserver: no leader"),
+            Outcome::NotApplied
+        );
+        assert_eq!(
+            outcome_of(Some(14), "etcdserver: request timed out"),
+            Outcome::Unknown
+        );
+        assert_eq!(
+            outcome_of(Some(14), "etcdserver: leader changed"),
+            Outcome::Unknown
+        );
+        assert_eq!(
+            outcome_of(None, "connection reset by peer"),
+            Outcome::Unknown
+        );
+        assert_eq!(
+            outcome_of(
+                Some(11),
+                "etcdserver: mvcc: required revision has been compacted"
+            ),
+            Outcome::Final
+        );
+        assert_eq!(
+            outcome_of(Some(3), "etcdserver: key is not provided"),
+            Outcome::Final
+        );
+    }
+
+    #[test]
     fn revision_one_is_the_empty_store() {
         assert_eq!(store_revision(1), 0);
         assert_eq!(store_revision(0), 0);
