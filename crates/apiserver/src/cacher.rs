@@ -221,20 +221,30 @@ impl Cacher {
                 _ = cancel.cancelled() => return,
                 n = stream.next() => n,
             };
-            match next {
-                Some(Ok(ev)) => self.apply(ev),
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "watch cache lost its store watch; re-listing");
-                    match self.relist().await {
-                        Ok(s) => stream = s,
-                        Err(e) => {
-                            tracing::error!(error = %e, "watch cache re-list failed");
-                            tokio::time::sleep(Duration::from_secs(1)).await;
+            let lost = match next {
+                Some(Ok(ev)) => {
+                    self.apply(ev);
+                    continue;
+                }
+                Some(Err(e)) => e.to_string(),
+                None => "the store ended the watch".to_string(),
+            };
+            tracing::warn!(error = %lost, "watch cache lost its store watch; re-listing");
+            // Until a re-list succeeds: a cache that stops following serves stale data forever.
+            let mut backoff = Duration::from_millis(200);
+            stream = loop {
+                match self.relist().await {
+                    Ok(s) => break s,
+                    Err(e) => {
+                        tracing::error!(error = %e, "watch cache re-list failed; retrying");
+                        tokio::select! {
+                            _ = cancel.cancelled() => return,
+                            _ = tokio::time::sleep(backoff) => {}
                         }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
                     }
                 }
-                None => return,
-            }
+            };
         }
     }
 
