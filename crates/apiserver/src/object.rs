@@ -14,6 +14,37 @@ pub fn clear_resource_version(obj: &mut Value) {
     meta_mut(obj).remove("resourceVersion");
 }
 
+/// Whether two objects are equal apart from `metadata.resourceVersion` (compared without
+/// copying either). Key order does not matter, as for `Value`'s own equality.
+pub fn equal_ignoring_resource_version(a: &Value, b: &Value) -> bool {
+    let (Value::Object(a), Value::Object(b)) = (a, b) else {
+        return a == b;
+    };
+    let meta_without_rv = |o: &Map<String, Value>| -> Option<(usize, bool)> {
+        match o.get("metadata") {
+            Some(Value::Object(m)) => Some((
+                m.len() - usize::from(m.contains_key("resourceVersion")),
+                true,
+            )),
+            Some(_) => Some((0, false)),
+            None => None,
+        }
+    };
+    if a.len() != b.len() || meta_without_rv(a) != meta_without_rv(b) {
+        return false;
+    }
+    a.iter().all(|(k, va)| {
+        let Some(vb) = b.get(k) else { return false };
+        match (k.as_str(), va, vb) {
+            ("metadata", Value::Object(ma), Value::Object(mb)) => ma
+                .iter()
+                .filter(|(mk, _)| mk.as_str() != "resourceVersion")
+                .all(|(mk, mv)| mb.get(mk) == Some(mv)),
+            _ => va == vb,
+        }
+    })
+}
+
 /// `metadata` as a mutable map, created if missing.
 pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj.is_object() {
@@ -152,6 +183,25 @@ pub fn keep_update_meta(new: &mut Value, old: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn equality_ignores_only_the_resource_version() {
+        let new = json!({"kind":"Lease","metadata":{"name":"a"},"spec":{"x":1}});
+        let old =
+            json!({"kind":"Lease","metadata":{"resourceVersion":"7","name":"a"},"spec":{"x":1}});
+        assert!(equal_ignoring_resource_version(&new, &old));
+        assert!(equal_ignoring_resource_version(&old, &new));
+        let spec = json!({"kind":"Lease","metadata":{"name":"a"},"spec":{"x":2}});
+        assert!(!equal_ignoring_resource_version(&spec, &old));
+        let label = json!({"kind":"Lease","metadata":{"name":"a","labels":{}},"spec":{"x":1}});
+        assert!(!equal_ignoring_resource_version(&label, &old));
+        assert!(!equal_ignoring_resource_version(&old, &label));
+        let renamed =
+            json!({"kind":"Lease","metadata":{"name":"b","resourceVersion":"7"},"spec":{"x":1}});
+        assert!(!equal_ignoring_resource_version(&renamed, &old));
+        let extra = json!({"kind":"Lease","metadata":{"name":"a"},"spec":{"x":1},"status":{}});
+        assert!(!equal_ignoring_resource_version(&extra, &old));
+    }
 
     #[test]
     fn generate_name_and_system_fields() {

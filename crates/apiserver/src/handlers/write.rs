@@ -530,9 +530,10 @@ where
             }
         };
         object::clear_resource_version(&mut new);
-        let mut old_cmp = cur_v.clone().unwrap_or(Value::Null);
-        object::clear_resource_version(&mut old_cmp);
-        if new == old_cmp {
+        if cur_v
+            .as_ref()
+            .is_some_and(|old| object::equal_ignoring_resource_version(&new, old))
+        {
             let mut obj = new;
             object::set_resource_version(&mut obj, cur.rv);
             return Ok(Written { obj, rv: cur.rv });
