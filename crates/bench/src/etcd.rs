@@ -16,10 +16,11 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams, WatchEvent, WatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use tempfile::TempDir;
@@ -46,8 +47,6 @@ const NS_CREATE: &str = "bench-create";
 const NS_HA: &str = "bench-ha";
 /// Name and `app` label of the failover Deployment.
 const DEPLOYMENT: &str = "web";
-/// Pause between two observations while waiting for the failover.
-const POLL: Duration = Duration::from_millis(25);
 
 /// Rates and durations of one `--etcd` run.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +55,8 @@ pub struct Plan {
     pub rate: u32,
     /// Length of the paced create phase on each backend.
     pub paced_for: Duration,
+    /// Idle time between a server's start and its paced creates.
+    pub settle: Duration,
     /// Replicas of the failover Deployment.
     pub replicas: i32,
     /// How long a failover may take before it is reported as not measured.
@@ -68,6 +69,7 @@ impl Plan {
         Self {
             rate: 200,
             paced_for: Duration::from_secs(20),
+            settle: Duration::from_secs(3),
             replicas: 3,
             failover_timeout: Duration::from_secs(60),
         }
@@ -296,6 +298,9 @@ async fn paced(
 ) -> Result<(), BenchError> {
     let admin = srv.connector.h2().await?;
     scenarios::ensure_namespace(&admin, NS_CREATE).await?;
+    // As in the API server benchmark, the server has been up a while when the phase starts
+    // (its controllers have finished their start-up writes).
+    tokio::time::sleep(plan.settle).await;
     progress(&format!(
         "{backend}: paced creates, {}/s for {} s",
         plan.rate,
@@ -428,8 +433,35 @@ async fn failover(
         .next()
         .cloned()
         .ok_or_else(|| BenchError::Unexpected("the Deployment has no pod".into()))?;
-    // Warm the survivor's connection (the measured requests then open nothing new).
-    active_pods(&client).await?;
+    // Watch the pods and the Leases through the survivor from now on: event arrival times
+    // are the measure (the watches are open before the kill, so nothing is missed).
+    let pod_api: Api<Pod> = Api::namespaced(client.clone(), NS_HA);
+    let pod_rv = pod_api
+        .list_metadata(&ListParams::default().labels(&format!("app={DEPLOYMENT}")))
+        .await
+        .map_err(kube_err("listing the Deployment's pods"))?
+        .metadata
+        .resource_version
+        .unwrap_or_default();
+    let lease_api: Api<Lease> = Api::namespaced(client.clone(), "kube-system");
+    let lease_rv = lease_api
+        .list_metadata(&ListParams::default())
+        .await
+        .map_err(kube_err("listing Leases"))?
+        .metadata
+        .resource_version
+        .unwrap_or_default();
+    let watch = WatchParams::default().timeout(290);
+    let mut pod_events = pod_api
+        .watch(&watch.clone().labels(&format!("app={DEPLOYMENT}")), &pod_rv)
+        .await
+        .map_err(kube_err("watching pods"))?
+        .boxed();
+    let mut lease_events = lease_api
+        .watch(&watch, &lease_rv)
+        .await
+        .map_err(kube_err("watching Leases"))?
+        .boxed();
     progress(&format!(
         "killing server PID {} (leader {holder}), deleting pod {victim} through the other",
         leader.pid().unwrap_or(0)
@@ -437,54 +469,66 @@ async fn failover(
 
     let killed = Instant::now();
     leader.stop().await;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), NS_HA);
-    pods.delete(&victim, &DeleteParams::default())
+    pod_api
+        .delete(&victim, &DeleteParams::default())
         .await
         .map_err(kube_err("deleting a pod through the surviving server"))?;
 
     let mut lease_moved = None;
     let mut replaced = None;
     let mut notes = Vec::new();
-    let mut last_error = String::new();
-    let deadline = killed + plan.failover_timeout;
+    let deadline = tokio::time::sleep_until((killed + plan.failover_timeout).into());
+    tokio::pin!(deadline);
     while lease_moved.is_none() || replaced.is_none() {
-        let (l, p) = tokio::join!(lease_holder(&client), active_pods(&client));
-        let now = Instant::now();
-        match l {
-            Ok(h) if lease_moved.is_none() && !h.is_empty() && h != holder => {
-                lease_moved = Some(now - killed);
-                if h != survivor_id {
-                    notes.push(format!(
-                        "{}: the new Lease holder {h} is not the surviving server ({survivor_id})",
-                        profile.label()
-                    ));
+        tokio::select! {
+            ev = lease_events.try_next() => match ev {
+                Ok(Some(WatchEvent::Added(l) | WatchEvent::Modified(l))) => {
+                    let h = l.spec.and_then(|s| s.holder_identity).unwrap_or_default();
+                    if lease_moved.is_none()
+                        && l.metadata.name.as_deref() == Some(KCM_LEASE)
+                        && !h.is_empty()
+                        && h != holder
+                    {
+                        lease_moved = Some(killed.elapsed());
+                        if h != survivor_id {
+                            notes.push(format!(
+                                "{}: the new Lease holder {h} is not the surviving server \
+                                 ({survivor_id})",
+                                profile.label()
+                            ));
+                        }
+                    }
                 }
+                Ok(Some(WatchEvent::Error(e))) => {
+                    return Err(BenchError::Unexpected(format!("Lease watch: {e}")));
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(BenchError::Unexpected("the Lease watch ended".into())),
+                Err(e) => return Err(kube_err("watching Leases")(e)),
+            },
+            ev = pod_events.try_next() => match ev {
+                Ok(Some(WatchEvent::Added(p))) => {
+                    if replaced.is_none() && !before.contains(&p.name_any()) {
+                        replaced = Some(killed.elapsed());
+                    }
+                }
+                Ok(Some(WatchEvent::Error(e))) => {
+                    return Err(BenchError::Unexpected(format!("pod watch: {e}")));
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(BenchError::Unexpected("the pod watch ended".into())),
+                Err(e) => return Err(kube_err("watching pods")(e)),
+            },
+            () = &mut deadline => {
+                return Err(BenchError::Unexpected(format!(
+                    "after {:?}: Lease moved {}, replacement pod {}\n--- surviving server log ---\n{}",
+                    plan.failover_timeout,
+                    if lease_moved.is_some() { "yes" } else { "no" },
+                    if replaced.is_some() { "yes" } else { "no" },
+                    survivor.log_tail(20)
+                )));
             }
-            Ok(_) => {}
-            Err(e) => last_error = e.to_string(),
         }
-        match p {
-            Ok(p) if replaced.is_none() && p.iter().any(|n| !before.contains(n)) => {
-                replaced = Some(now - killed);
-            }
-            Ok(_) => {}
-            Err(e) => last_error = e.to_string(),
-        }
-        if now >= deadline {
-            return Err(BenchError::Unexpected(format!(
-                "after {:?}: Lease moved {}, replacement pod {}{}\n--- surviving server log ---\n{}",
-                plan.failover_timeout,
-                if lease_moved.is_some() { "yes" } else { "no" },
-                if replaced.is_some() { "yes" } else { "no" },
-                if last_error.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (last error: {last_error})")
-                },
-                survivor.log_tail(20)
-            )));
-        }
-        tokio::time::sleep(POLL).await;
     }
     survivor.stop().await;
     etcd.stop().await;
