@@ -12,7 +12,10 @@
 //!   request, applies them all in one `IMMEDIATE` transaction (each checks its own condition and
 //!   gets its own revision; a failed condition fails only that request), commits once
 //!   (`synchronous=FULL`: one fsync of the WAL), then publishes the events and replies. A write
-//!   is therefore durable when it is acknowledged.
+//!   is therefore durable when it is acknowledged. Writes that arrive often but one at a time
+//!   (heartbeats spread evenly over time) would still cost one commit each, so a batch of one
+//!   write waits up to [`SqliteOptions::commit_window`] for more when the previous commit is
+//!   recent; windows that gather nothing (a serial client) turn the wait off for a while.
 //! - **Reads.** A small pool of read-only connections, used from `spawn_blocking`. Every read runs
 //!   in one read transaction, so the revision it reports matches the data it returns.
 //! - **Watch.** History is replayed from `log` page by page; once caught up the watcher subscribes
@@ -38,7 +41,7 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -69,6 +72,10 @@ pub struct SqliteOptions {
     /// WAL size (in pages) above which the writer completes a checkpoint itself so that the WAL
     /// starts over (see the module documentation).
     pub wal_restart_frames: i64,
+    /// The commit window: how long the writer may wait for more requests before committing a
+    /// batch of one write, when writes arrive often but one at a time (see the module
+    /// documentation). `Duration::ZERO` commits at once.
+    pub commit_window: Duration,
 }
 
 impl Default for SqliteOptions {
@@ -82,6 +89,7 @@ impl Default for SqliteOptions {
             checkpoint_interval: Duration::from_millis(100),
             watch_page: 512,
             wal_restart_frames: 1024,
+            commit_window: Duration::from_millis(2),
         }
     }
 }
@@ -848,6 +856,7 @@ fn writer_main(
             compaction_failed: false,
             compact_waiters: Vec::new(),
             checkpointer: Some(checkpointer),
+            window: CommitWindow::new(opts.commit_window),
         })
     })();
     let mut writer = match init {
@@ -879,6 +888,73 @@ struct Writer {
     compaction_failed: bool,
     compact_waiters: Vec<(Revision, oneshot::Sender<Result<()>>)>,
     checkpointer: Option<Checkpointer>,
+    window: CommitWindow,
+}
+
+/// When a commit waits for more requests (the commit window). Writes that arrive often but one
+/// at a time (such as 5,000 kubelets renewing their Leases at evenly spread times) would
+/// otherwise cost one transaction and one fsync each. A batch of a single write waits
+/// [`SqliteOptions::commit_window`] for company only if the previous commit was recent (writes
+/// are frequent). A serial client gains nothing from waiting (its next write comes only after
+/// the reply), so a window that gathered nothing makes the following batches commit at once,
+/// for a number of batches that doubles (up to [`CommitWindow::MAX_SKIP`]) while windows keep
+/// gathering nothing; a fruitful window resets it.
+struct CommitWindow {
+    window: Duration,
+    /// When the last batch was committed.
+    last_commit: Option<Instant>,
+    /// Batches still to commit without waiting.
+    skip: u32,
+    /// The next value of `skip` after a window that gathered nothing.
+    backoff: u32,
+}
+
+impl CommitWindow {
+    /// The longest run of batches committed at once after fruitless windows.
+    const MAX_SKIP: u32 = 64;
+    /// Writes are frequent when the previous commit is at most this many windows old.
+    const FREQUENT_WINDOWS: u32 = 10;
+
+    fn new(window: Duration) -> Self {
+        Self {
+            window,
+            last_commit: None,
+            skip: 0,
+            backoff: 1,
+        }
+    }
+
+    /// Whether to wait for more requests before committing `batch`.
+    fn should_wait(&mut self, batch: &[Request]) -> bool {
+        if self.window.is_zero()
+            || !matches!(batch, [Request::Write(..)])
+            || self
+                .last_commit
+                .is_none_or(|t| t.elapsed() > self.window * Self::FREQUENT_WINDOWS)
+        {
+            return false;
+        }
+        if self.skip > 0 {
+            self.skip -= 1;
+            return false;
+        }
+        true
+    }
+
+    /// Records whether a window gathered more requests.
+    fn gathered(&mut self, more: bool) {
+        if more {
+            self.skip = 0;
+            self.backoff = 1;
+        } else {
+            self.skip = self.backoff;
+            self.backoff = (self.backoff * 2).min(Self::MAX_SKIP);
+        }
+    }
+
+    fn committed(&mut self) {
+        self.last_commit = Some(Instant::now());
+    }
 }
 
 impl Writer {
@@ -921,8 +997,24 @@ impl Writer {
                         Err(_) => break,
                     }
                 }
+                if closers.is_empty() && self.window.should_wait(&batch) {
+                    std::thread::sleep(self.window.window);
+                    let before = batch.len();
+                    while batch.len() < max_batch {
+                        match requests.try_recv() {
+                            Ok(Request::Close(tx)) => {
+                                closers.push(tx);
+                                break;
+                            }
+                            Ok(req) => batch.push(req),
+                            Err(_) => break,
+                        }
+                    }
+                    self.window.gathered(batch.len() > before);
+                }
                 if !batch.is_empty() {
                     self.apply_batch(batch);
+                    self.window.committed();
                 }
                 if !closers.is_empty() {
                     return closers;
@@ -1425,6 +1517,66 @@ mod tests {
         );
         assert_eq!(pragma("auto_vacuum"), "2", "INCREMENTAL");
         assert_eq!(pragma("wal_autocheckpoint"), "0");
+    }
+
+    fn one_write() -> Vec<Request> {
+        let (tx, _rx) = oneshot::channel();
+        let op = WriteOp::Create {
+            key: "/k".to_owned(),
+            value: Bytes::new(),
+        };
+        vec![Request::Write(op, tx)]
+    }
+
+    #[test]
+    fn commit_window_waits_only_for_frequent_single_writes() {
+        let one = one_write();
+        let mut two = one_write();
+        two.extend(one_write());
+        let mut w = CommitWindow::new(Duration::from_millis(2));
+        assert!(
+            !w.should_wait(&one),
+            "no commit yet: writes are not frequent"
+        );
+        w.committed();
+        assert!(w.should_wait(&one));
+        assert!(!w.should_wait(&two), "a batch of two is batched already");
+        w.last_commit = Instant::now().checked_sub(Duration::from_millis(50));
+        assert!(
+            !w.should_wait(&one),
+            "the last commit is old: writes are rare"
+        );
+        let mut off = CommitWindow::new(Duration::ZERO);
+        off.committed();
+        assert!(!off.should_wait(&one), "a zero window never waits");
+    }
+
+    #[test]
+    fn fruitless_windows_back_off_exponentially() {
+        let one = one_write();
+        let mut w = CommitWindow::new(Duration::from_millis(2));
+        w.committed();
+        // Count the batches committed at once between windows that all gather nothing.
+        let mut skips = Vec::new();
+        let mut skipped = 0;
+        while skips.len() < 9 {
+            if w.should_wait(&one) {
+                skips.push(skipped);
+                skipped = 0;
+                w.gathered(false);
+            } else {
+                skipped += 1;
+            }
+        }
+        assert_eq!(skips, [0, 1, 2, 4, 8, 16, 32, 64, 64]);
+        let mut w = CommitWindow::new(Duration::from_millis(2));
+        w.committed();
+        for _ in 0..20 {
+            w.gathered(false);
+        }
+        assert_eq!(w.skip, CommitWindow::MAX_SKIP, "the back-off is capped");
+        w.gathered(true);
+        assert!(w.should_wait(&one), "a fruitful window resets the back-off");
     }
 
     #[test]
