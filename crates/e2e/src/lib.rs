@@ -8,8 +8,11 @@
 //! `cargo test -p e2e` (`R8S_BIN`, `KUBECTL` and `R8S_PYTHON` override where the binary, kubectl
 //! and Python are found; see `testsupport::paths`).
 
-pub mod etcd;
 pub mod node;
+
+/// Throwaway etcd for the tests of servers sharing one datastore (the launcher the store's
+/// tests use too).
+pub use testsupport::etcd;
 
 use serde_json::Value;
 use testsupport::{TestServer, unique_name};

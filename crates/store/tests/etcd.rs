@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use etcd_support::{Etcd, client_tls, make_tls};
+use etcd_support::{Etcd, client_tls};
 use futures::StreamExt;
 use store::etcd::{EtcdOptions, EtcdStore, EtcdTls};
 use store::{Event, Store, StoreError};
+use testsupport::etcd::make_tls;
 
 fn val(s: &str) -> Bytes {
     Bytes::copy_from_slice(s.as_bytes())

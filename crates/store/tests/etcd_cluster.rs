@@ -101,7 +101,7 @@ async fn expect_events(watch: &mut WatchStream, want: &[Change], within: Duratio
 /// Stops member `victim` (the leader or a follower) of a 3-member cluster while a store using it
 /// first reads, writes and watches; then starts it again.
 async fn member_down_and_back(stop_leader: bool) {
-    let mut cluster = EtcdCluster::start(3).await;
+    let cluster = EtcdCluster::start(3).await;
     let leader = cluster.wait_leader().await;
     let victim = if stop_leader {
         leader
@@ -170,7 +170,7 @@ async fn hung_member() {
     let from = store.current_revision().await.expect("revision");
     let mut watch = store.watch("/t/", from).await.expect("watch");
 
-    cluster.signal(victim, "STOP");
+    cluster.pause_member(victim);
     let hung = Instant::now();
     let mut want = Vec::new();
     for k in 0..3 {
@@ -198,5 +198,5 @@ async fn hung_member() {
         Duration::from_secs(10),
     )
     .await;
-    cluster.signal(victim, "CONT");
+    cluster.resume_member(victim);
 }

@@ -7,6 +7,8 @@
 //! # Layout
 //! - [`paths`]: where the `r8s` binary, the real kubectl and the venv's Python are found
 //!   (`R8S_BIN`, `KUBECTL`, `R8S_PYTHON`, else the paths `scripts/install-deps.sh` creates).
+//! - [`etcd`]: throwaway etcd processes (one member plain or TLS, or a cluster whose members
+//!   can be stopped, killed, paused and started again) for the store and end-to-end tests.
 //! - [`kubeconfig`]: reads the server URL and credentials out of a kubeconfig file.
 //! - [`http`]: a small blocking HTTPS/1.1 client, with or without the client certificate, for
 //!   tests that need exact status codes (401, 400, 413, …).
@@ -15,6 +17,7 @@
 //! - [`server`]: [`TestServer`] itself, plus [`shared_server`] / [`new_server`], which skip
 //!   (return `None`) when kubectl is missing and `CI` is unset.
 
+pub mod etcd;
 pub mod http;
 pub mod kubeconfig;
 pub mod paths;
