@@ -11,6 +11,11 @@
 //! - every write is an update carrying the observed `resourceVersion`, so of two candidates
 //!   racing for an expired Lease only one can win (the other gets a conflict);
 //! - taking the Lease over increments `leaseTransitions` and sets `acquireTime`;
+//! - one difference in *when*, not in the rules: a waiting candidate also watches the Lease,
+//!   so it sees each renewal as it happens and tries again the moment the observed lease
+//!   expires or is released. client-go only polls every 1–2.2 retry periods, which adds up to
+//!   2.2 periods to notice the last renewal and 2.2 more to notice the expiry (upstream
+//!   timings: a crashed leader replaced after 13–24 s instead of 13–15 s);
 //! - the leader renews every retry period; when it has not managed to renew for the renew
 //!   deadline it stops leading;
 //! - on shutdown the leader releases the Lease (client-go's `ReleaseOnCancel`): it clears
@@ -27,10 +32,13 @@
 use std::future::Future;
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ObjectMeta, PostParams};
+use kube::runtime::WatchStreamExt;
 use kube::{Client, Resource};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -211,6 +219,14 @@ impl Observed {
         self.time + d > now
     }
 
+    /// When the observed record expires by the local clock (`None` before anything was
+    /// observed).
+    fn expiry(&self) -> Option<Instant> {
+        self.lease.as_ref()?;
+        let d = Duration::from_secs(u64::try_from(self.record.lease_duration_seconds).unwrap_or(0));
+        Some(self.time + d)
+    }
+
     fn set(&mut self, record: Record, lease: Lease) {
         self.record = record;
         self.time = Instant::now();
@@ -313,6 +329,18 @@ impl LeaderElector {
         });
 
         tracing::info!(lease = %desc, identity = %self.lock.identity, "attempting to acquire leader lease");
+        // Changes of the Lease, seen as they happen: a candidate then measures the lease
+        // duration from the holder's last renewal itself rather than from its next poll (up to
+        // 2.2 retry periods later), and tries again the moment the observed lease expires or
+        // is released. Timings and the acquire rules stay client-go's.
+        let changes = kube::runtime::watcher(
+            self.api.clone(),
+            kube::runtime::watcher::Config::default()
+                .fields(&format!("metadata.name={}", self.lock.name)),
+        )
+        .default_backoff()
+        .applied_objects();
+        futures::pin_mut!(changes);
         loop {
             if shutdown.is_cancelled() {
                 return Outcome::NotAcquired;
@@ -321,12 +349,27 @@ impl LeaderElector {
                 break;
             }
             tracing::debug!(lease = %desc, holder = %obs.record.holder_identity, "failed to acquire lease");
-            let wait = jittered(self.timings.retry_period);
-            tokio::select! {
-                _ = shutdown.cancelled() => return Outcome::NotAcquired,
-                _ = tokio::time::sleep(wait) => {}
+            let next_poll = Instant::now() + jittered(self.timings.retry_period);
+            loop {
+                let wake = obs.expiry().map_or(next_poll, |e| e.min(next_poll));
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Outcome::NotAcquired,
+                    _ = tokio::time::sleep_until(wake) => break,
+                    Some(Ok(lease)) = changes.next() => {
+                        let record = Record::from_spec(lease.spec.as_ref());
+                        if record != obs.record {
+                            obs.record = record;
+                            obs.time = Instant::now();
+                            obs.lease = Some(lease);
+                        }
+                        if obs.record.holder_identity.is_empty() {
+                            break;
+                        }
+                    }
+                }
             }
         }
+        drop(changes);
         tracing::info!(lease = %desc, identity = %self.lock.identity, "successfully acquired lease");
         self.record_event(&recorder, &obs, "became leader");
         self.leader.send_replace(true);
