@@ -333,14 +333,15 @@ impl LeaderElector {
         // duration from the holder's last renewal itself rather than from its next poll (up to
         // 2.2 retry periods later), and tries again the moment the observed lease expires or
         // is released. Timings and the acquire rules stay client-go's.
-        let changes = kube::runtime::watcher(
-            self.api.clone(),
-            kube::runtime::watcher::Config::default()
-                .fields(&format!("metadata.name={}", self.lock.name)),
-        )
-        .default_backoff()
-        .applied_objects();
-        futures::pin_mut!(changes);
+        let mut changes = Box::pin(
+            kube::runtime::watcher(
+                self.api.clone(),
+                kube::runtime::watcher::Config::default()
+                    .fields(&format!("metadata.name={}", self.lock.name)),
+            )
+            .default_backoff()
+            .applied_objects(),
+        );
         loop {
             if shutdown.is_cancelled() {
                 return Outcome::NotAcquired;
@@ -369,6 +370,7 @@ impl LeaderElector {
                 }
             }
         }
+        // The leader needs no watch.
         drop(changes);
         tracing::info!(lease = %desc, identity = %self.lock.identity, "successfully acquired lease");
         self.record_event(&recorder, &obs, "became leader");
