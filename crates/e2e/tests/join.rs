@@ -181,47 +181,31 @@ fn servers_and_agents_join_with_the_token_and_agents_fail_over() {
         "--token",
         &wrong,
     ]);
-    assert!(!ok, "{out}");
-    assert!(out.contains("refused the join token"), "{out}");
-    assert!(
-        files_under(scratch.path()).is_empty(),
-        "{:?}",
-        files_under(scratch.path())
-    );
-    let (ok, out) = run_r8s(&[
-        "agent",
-        "-d",
-        scratch.path().to_str().unwrap(),
-        "--server",
-        &url_a,
-        "--token",
-        &wrong,
-        "--node-name",
-        "intruder",
-    ]);
-    assert!(!ok, "{out}");
-    assert!(out.contains("refused the join token"), "{out}");
-    assert!(
-        files_under(scratch.path()).is_empty(),
-        "{:?}",
-        files_under(scratch.path())
-    );
+    let refused = |ok: bool, out: &str, why: &str| {
+        assert!(!ok, "{out}");
+        assert!(out.contains(why), "{out}");
+        let written = files_under(scratch.path());
+        assert!(written.is_empty(), "{written:?}");
+    };
+    refused(ok, &out, "refused the join token");
+    let agent_with = |token: &str| {
+        run_r8s(&[
+            "agent",
+            "-d",
+            scratch.path().to_str().unwrap(),
+            "--server",
+            &url_a,
+            "--token",
+            token,
+            "--node-name",
+            "intruder",
+        ])
+    };
+    let (ok, out) = agent_with(&wrong);
+    refused(ok, &out, "refused the join token");
     // A token of another cluster (another CA hash) is refused before the secret is sent.
-    let foreign = format!("K10{}::server:{secret}", "0".repeat(64));
-    let (ok, out) = run_r8s(&[
-        "agent",
-        "-d",
-        scratch.path().to_str().unwrap(),
-        "--server",
-        &url_a,
-        "--token",
-        &foreign,
-        "--node-name",
-        "intruder",
-    ]);
-    assert!(!ok, "{out}");
-    assert!(out.contains("another cluster's CA"), "{out}");
-    assert!(files_under(scratch.path()).is_empty());
+    let (ok, out) = agent_with(&format!("K10{}::server:{secret}", "0".repeat(64)));
+    refused(ok, &out, "another cluster's CA");
 
     // The right token: server b shares the cluster CA, and the admin's credentials of a work
     // against b.
