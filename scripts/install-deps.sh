@@ -71,9 +71,10 @@ if command -v dpkg-query >/dev/null 2>&1; then
     # The node agent: containerd, runc and the CNI plugins run the containers, nftables serves
     # Services, protoc builds the CRI API; docker-registry, umoci, skopeo, busybox-static and
     # nginx-light build and serve the offline images (images/setup.sh); etcd-server (/usr/bin/etcd)
-    # runs the etcd store backend's conformance tests (they start their own etcd on loopback).
+    # runs the etcd store backend's conformance tests (they start their own etcd on loopback);
+    # openssl reads the subject of a joined agent's certificate in the join test.
     apt_install containerd runc containernetworking-plugins nftables iproute2 protobuf-compiler \
-        docker-registry umoci skopeo busybox-static nginx-light curl etcd-server
+        docker-registry umoci skopeo busybox-static nginx-light curl etcd-server openssl
 fi
 
 for tool in cargo rustc; do
