@@ -78,14 +78,11 @@ impl Set {
             }
             Set::NodePortsMasq | Set::NpSel(..) => "type inet_proto . inet_service;",
             Set::Hairpin => "type ipv4_addr . ipv4_addr;",
-            // The value's `typeof` only gives its type (ipv4_addr . inet_service, used for UDP
-            // too): nft 1.0.6 cannot re-read `ip daddr . th dport` from the kernel ("conflicting
-            // protocols specified: ip vs. th"), which made every later rule using the map fail.
             Set::IpBackends => {
-                "typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . tcp dport;"
+                "typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport;"
             }
             Set::NpBackends => {
-                "typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . tcp dport;"
+                "typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport;"
             }
         };
         let kind = if matches!(self, Set::IpBackends | Set::NpBackends) {

@@ -218,8 +218,10 @@ async fn table_follows_services_and_endpoints() {
     assert!(!table.contains("10.42.0.8 . 8080"), "{table}");
     assert!(!table.contains("10.42.0.8 . 10.42.0.8"), "{table}");
 
-    // Three endpoints: a selection set not seen before (`ip-n3`) and its rule are added
-    // incrementally, not by rebuilding the table (nft 1.0.6 refused such rules once).
+    // Three endpoints: a selection set not seen before (`ip-n3`) and its rule. (nft 1.0.6 cannot
+    // add a rule using the backends map in a later transaction — "conflicting protocols
+    // specified: ip vs. th" — so the proxy rebuilds the table then; typing the map's value with
+    // `tcp dport` instead would avoid that but makes the DNAT TCP-only.)
     h.slices.apply(slice(
         "web",
         "2b",
@@ -233,8 +235,12 @@ async fn table_follows_services_and_endpoints() {
         p.backends("default/web", "http").len() == 3
     })
     .await;
-    assert!(!h.proxy.subscribe().borrow().full, "{}", h.ns.list());
     assert!(h.ns.list().contains("@ip-n3"), "{}", h.ns.list());
+    assert!(
+        !h.ns.list().contains("tcp dport . numgen"),
+        "the DNAT must not be TCP-only: {}",
+        h.ns.list()
+    );
     h.slices.apply(slice(
         "web",
         "2c",
@@ -251,7 +257,6 @@ async fn table_follows_services_and_endpoints() {
         p.backends("default/np", "http").len() == 1
     })
     .await;
-    assert!(!h.proxy.subscribe().borrow().full, "{}", h.ns.list());
     let table = h.ns.list();
     assert!(
         table.contains("tcp . 30080 . 0 : 10.42.0.9 . 8080"),
