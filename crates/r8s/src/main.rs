@@ -568,17 +568,12 @@ fn start_components(
                 }
             }
         };
-        if elect {
-            set.spawn(informers::leaderelection::run_elected(
-                kcm,
-                lease_lock("kube-controller-manager"),
-                timings,
-                shutdown.clone(),
-                controller_manager,
-            ));
-        } else {
-            set.spawn(controller_manager(shutdown.clone()));
-        }
+        spawn_component(
+            &mut set,
+            elect.then_some((kcm, "kube-controller-manager", timings)),
+            &shutdown,
+            controller_manager,
+        );
     }
     if !args.disable_scheduler {
         let sched = client("system:kube-scheduler");
@@ -594,17 +589,12 @@ fn start_components(
                 )
             }
         };
-        if elect {
-            set.spawn(informers::leaderelection::run_elected(
-                sched,
-                lease_lock("kube-scheduler"),
-                timings,
-                shutdown.clone(),
-                scheduler,
-            ));
-        } else {
-            set.spawn(scheduler(shutdown.clone()));
-        }
+        spawn_component(
+            &mut set,
+            elect.then_some((sched, "kube-scheduler", timings)),
+            &shutdown,
+            scheduler,
+        );
     }
     if !args.disable_agent {
         let parts = args
@@ -631,6 +621,33 @@ fn start_components(
         });
     }
     Ok(set)
+}
+
+/// Runs `component` until `shutdown`; with `elected` = (client, Lease name, timings), only
+/// while holding that Lease.
+fn spawn_component<F, Fut>(
+    set: &mut tokio::task::JoinSet<()>,
+    elected: Option<(kube::Client, &str, informers::leaderelection::Timings)>,
+    shutdown: &CancellationToken,
+    component: F,
+) where
+    F: Fn(CancellationToken) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    match elected {
+        Some((client, lease, timings)) => {
+            set.spawn(informers::leaderelection::run_elected(
+                client,
+                lease_lock(lease),
+                timings,
+                shutdown.clone(),
+                component,
+            ));
+        }
+        None => {
+            set.spawn(component(shutdown.clone()));
+        }
+    }
 }
 
 /// The Lease `kube-system/<name>` with this process's identity (`<hostname>_<uuid>`).
