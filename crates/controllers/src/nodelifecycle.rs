@@ -235,6 +235,11 @@ struct Controller {
     known: Mutex<HashSet<String>>,
     zones: Mutex<HashMap<String, Zone>>,
     retry: Mutex<HashSet<String>>,
+    /// Held by the `NoExecute` tainting pass for its whole run (taint writes included) and by
+    /// the switch to full disruption (upstream `evictorLock`, which only guards the queues):
+    /// the switch then sees every taint the pass wrote, and the pass cannot write a taint after
+    /// the switch removed the taints and stopped tainting.
+    evictor: tokio::sync::Mutex<()>,
     no_schedule: WorkQueue<String>,
     recorder: Recorder,
 }
@@ -244,26 +249,7 @@ pub async fn run(ctx: Arc<Context>) {
     let nodes = ctx.factory.informer::<Node>();
     let leases = ctx.factory.informer::<Lease>();
     let pods = ctx.factory.informer::<Pod>();
-    add_pod_node_index(&pods);
-    let c = Arc::new(Controller {
-        client: ctx.client.clone(),
-        nodes: nodes.clone(),
-        leases: leases.clone(),
-        pods: pods.clone(),
-        monitor_grace: ctx.config.node_monitor_grace_period,
-        startup_grace: ctx.config.node_startup_grace_period,
-        health: Mutex::new(HashMap::new()),
-        known: Mutex::new(HashSet::new()),
-        zones: Mutex::new(HashMap::new()),
-        retry: Mutex::new(HashSet::new()),
-        no_schedule: WorkQueue::new(ctx.shutdown.clone()),
-        recorder: Recorder::new(
-            ctx.client.clone(),
-            EVENT_COMPONENT,
-            None,
-            ctx.shutdown.clone(),
-        ),
-    });
+    let c = Controller::new(&ctx);
     let eviction = tainteviction::TaintEviction::new(
         ctx.client.clone(),
         pods.clone(),
@@ -429,6 +415,31 @@ pub fn no_schedule_diff(node: &Node) -> (Vec<Taint>, Vec<Taint>) {
 }
 
 impl Controller {
+    fn new(ctx: &Context) -> Arc<Self> {
+        let pods = ctx.factory.informer::<Pod>();
+        add_pod_node_index(&pods);
+        Arc::new(Controller {
+            client: ctx.client.clone(),
+            nodes: ctx.factory.informer::<Node>(),
+            leases: ctx.factory.informer::<Lease>(),
+            pods,
+            monitor_grace: ctx.config.node_monitor_grace_period,
+            startup_grace: ctx.config.node_startup_grace_period,
+            health: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashSet::new()),
+            zones: Mutex::new(HashMap::new()),
+            retry: Mutex::new(HashSet::new()),
+            evictor: tokio::sync::Mutex::new(()),
+            no_schedule: WorkQueue::new(ctx.shutdown.clone()),
+            recorder: Recorder::new(
+                ctx.client.clone(),
+                EVENT_COMPONENT,
+                None,
+                ctx.shutdown.clone(),
+            ),
+        })
+    }
+
     async fn no_schedule_tainting_pass(&self, name: &str) -> Result<Requeue, Error> {
         let Some(node) = self.nodes.get("", name) else {
             return Ok(Requeue::No);
@@ -518,7 +529,7 @@ impl Controller {
         for (zone, status) in results.into_iter().flatten() {
             zone_conditions.entry(zone).or_default().push(status);
         }
-        self.handle_disruption(&zone_conditions, &nodes).await;
+        self.handle_disruption(&zone_conditions).await;
     }
 
     /// One node of a monitor pass: its zone and current Ready status, unless it is excluded
@@ -749,6 +760,8 @@ impl Controller {
 
     /// Upstream `doNoExecuteTaintingPass`: taints the queued nodes each zone's limiter allows.
     async fn no_execute_tainting_pass(&self) {
+        // Until the taints are written: see `evictor`.
+        let _evictor = self.evictor.lock().await;
         let now = Instant::now();
         let due: Vec<(String, String)> = {
             let mut zones = self.zones.lock();
@@ -796,11 +809,7 @@ impl Controller {
     }
 
     /// Upstream `handleDisruption`.
-    async fn handle_disruption(
-        &self,
-        zone_conditions: &HashMap<String, Vec<Option<String>>>,
-        nodes: &[Arc<Node>],
-    ) {
+    async fn handle_disruption(&self, zone_conditions: &HashMap<String, Vec<Option<String>>>) {
         let mut new_states = HashMap::new();
         let mut all_are_fully = true;
         {
@@ -826,15 +835,7 @@ impl Controller {
             tracing::info!(
                 "Controller detected that all Nodes are not-Ready. Entering master disruption mode"
             );
-            for n in nodes {
-                if let Err(e) = self.mark_node_as_reachable(n).await {
-                    tracing::warn!(node = ?n.metadata.name, error = %e, "failed to remove taints from node");
-                }
-            }
-            for z in self.zones.lock().values_mut() {
-                z.swap_limiter(0.0);
-                z.state = ZoneState::FullDisruption;
-            }
+            self.enter_full_disruption().await;
             return;
         }
         if all_was_fully {
@@ -862,6 +863,40 @@ impl Controller {
             tracing::info!(zone = %k, state = ?s, "Controller detected that zone is now in new state");
             set_limiter(z, zone_conditions.get(k).map_or(0, Vec::len), s);
             z.state = s;
+        }
+    }
+
+    /// The switch to full disruption: removes the `NoExecute` not-ready/unreachable taints of
+    /// every node, forgets the queued taintings (upstream `markNodeAsReachable` for each node)
+    /// and stops tainting (every limiter to 0).
+    ///
+    /// Upstream removes the taints seen in the monitor pass's node list. A taint the tainting
+    /// pass wrote during this monitor pass (a node queued while its zone was still Normal, e.g.
+    /// the first of two nodes to go down, one pass before the other) is not in that list, nor
+    /// yet in the informer, and would stay for the whole disruption, evicting the node's pods.
+    /// So the tainting pass is excluded while switching (it cannot write a taint before or
+    /// after the removal, see `evictor`) and the taints are read from a fresh list (from the
+    /// informer if that fails).
+    async fn enter_full_disruption(&self) {
+        let _evictor = self.evictor.lock().await;
+        let api: Api<Node> = Api::all(self.client.clone());
+        let fresh: Vec<Arc<Node>> = match api.list(&Default::default()).await {
+            Ok(list) => list.items.into_iter().map(Arc::new).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "failed to list nodes; removing the taints seen in the informer");
+                self.nodes.list()
+            }
+        };
+        for n in &fresh {
+            if let Err(e) = self.mark_node_as_reachable(n).await {
+                tracing::warn!(node = ?n.metadata.name, error = %e, "failed to remove taints from node");
+            }
+        }
+        for z in self.zones.lock().values_mut() {
+            z.queue.clear();
+            z.queued.clear();
+            z.swap_limiter(0.0);
+            z.state = ZoneState::FullDisruption;
         }
     }
 
@@ -989,6 +1024,117 @@ mod tests {
         );
         assert_eq!(del.len(), 1);
         assert_eq!(del[0].key, TAINT_NODE_DISK_PRESSURE);
+    }
+
+    /// A controller over a fresh API server with two nodes whose Ready is Unknown (as after
+    /// their heartbeats stopped), their informer synced.
+    async fn down_nodes() -> (apiserver::inprocess::TempServer, Arc<Controller>) {
+        let api = apiserver::inprocess::TempServer::start().await.unwrap();
+        let ctx = Context {
+            client: api.client.clone(),
+            factory: informers::Factory::new(api.client.clone(), api.shutdown.clone()),
+            config: crate::Config::default(),
+            shutdown: api.shutdown.clone(),
+        };
+        let nodes: Api<Node> = Api::all(api.client.clone());
+        for name in ["a", "b"] {
+            nodes
+                .create(
+                    &Default::default(),
+                    &serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let patch = serde_json::json!({"status": {"conditions": [
+                {"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown"}
+            ]}});
+            nodes
+                .patch_status(name, &PatchParams::default(), &Patch::Strategic(patch))
+                .await
+                .unwrap();
+        }
+        let c = Controller::new(&ctx);
+        c.nodes.wait_synced().await;
+        for _ in 0..100 {
+            let unknown = |n: &str| {
+                c.nodes
+                    .get("", n)
+                    .and_then(|n| condition(&n, "Ready").map(|c| c.status == "Unknown"))
+                    .unwrap_or(false)
+            };
+            if unknown("a") && unknown("b") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        (api, c)
+    }
+
+    async fn unreachable_tainted(c: &Controller, name: &str) -> bool {
+        let api: Api<Node> = Api::all(c.client.clone());
+        taint_exists(
+            taints::node_taints(&api.get(name).await.unwrap()),
+            &taint(TAINT_NODE_UNREACHABLE, NO_EXECUTE),
+        )
+    }
+
+    fn conditions(v: &[&str]) -> HashMap<String, Vec<Option<String>>> {
+        HashMap::from([(String::new(), s(v))])
+    }
+
+    /// `a` went down one monitor pass before `b`: queued while the zone was Normal, it is
+    /// tainted after that pass listed the nodes, and `b` going down in the same pass switches to
+    /// full disruption. The switch must remove the taint it did not see in its list.
+    #[tokio::test]
+    async fn taint_written_during_the_switching_pass_is_removed() {
+        let (_api, c) = down_nodes().await;
+        // The pass before: `b` still Ready, the zone Normal.
+        c.handle_disruption(&conditions(&["Unknown", "True"])).await;
+        let a = c.nodes.get("", "a").unwrap();
+        c.mark_for_tainting(&a);
+        // The tainting pass taints `a` (after the switching monitor pass listed the nodes), then
+        // that pass sees `b` down too and switches.
+        c.no_execute_tainting_pass().await;
+        assert!(unreachable_tainted(&c, "a").await, "setup: a tainted");
+        c.handle_disruption(&conditions(&["Unknown", "Unknown"]))
+            .await;
+        assert!(
+            !unreachable_tainted(&c, "a").await,
+            "a tainted in full disruption"
+        );
+        // Nodes still queued by the monitor passes of the disruption are not tainted.
+        c.mark_for_tainting(&a);
+        c.mark_for_tainting(&c.nodes.get("", "b").unwrap());
+        c.no_execute_tainting_pass().await;
+        assert!(!unreachable_tainted(&c, "a").await);
+        assert!(!unreachable_tainted(&c, "b").await);
+    }
+
+    /// The same with the taint write still in flight when the switch runs: the switch waits
+    /// for it and removes the taint; the queued tainting is not done after the switch.
+    #[tokio::test]
+    async fn taint_in_flight_during_the_switch_is_removed() {
+        let (_api, c) = down_nodes().await;
+        c.handle_disruption(&conditions(&["Unknown", "True"])).await;
+        c.mark_for_tainting(&c.nodes.get("", "a").unwrap());
+        // Polled first: the tainting pass takes `a` off the queue and starts writing the taint.
+        let all_down = conditions(&["Unknown", "Unknown"]);
+        tokio::join!(c.no_execute_tainting_pass(), c.handle_disruption(&all_down),);
+        assert!(
+            !unreachable_tainted(&c, "a").await,
+            "a tainted in full disruption"
+        );
+        // Switched first: the queued tainting is forgotten.
+        let (_api, c) = down_nodes().await;
+        c.handle_disruption(&conditions(&["Unknown", "True"])).await;
+        c.mark_for_tainting(&c.nodes.get("", "a").unwrap());
+        tokio::join!(c.handle_disruption(&all_down), c.no_execute_tainting_pass(),);
+        c.no_execute_tainting_pass().await;
+        assert!(
+            !unreachable_tainted(&c, "a").await,
+            "a tainted in full disruption"
+        );
     }
 
     #[test]
