@@ -13,12 +13,11 @@
 //!   gets its own revision; a failed condition fails only that request), commits once
 //!   (`synchronous=FULL`: one fsync of the WAL), then publishes the events and replies. A write
 //!   is therefore durable when it is acknowledged. Writes that arrive often but one at a time
-//!   (heartbeats spread evenly over time) still cost one commit each; with
-//!   [`SqliteOptions::commit_window`] set, a batch of one write waits that long for more when the
-//!   previous commit is recent (windows that gather nothing turn the wait off for a while). It is
-//!   off by default: at 2 ms it added ~2.5 ms to dependent write chains (deleted pod → its
-//!   replacement, p50 1.7 → 4.2 ms) and lowered scheduling throughput, without a measurable CPU
-//!   saving for 5,000 heartbeating nodes (`bench --controlplane`, 2026-11-27).
+//!   (5,000 kubelets renewing their Leases at evenly spread times) would cost one commit and one
+//!   fsync each; writes to keys under [`SqliteOptions::deferrable_prefixes`] (heartbeats) may
+//!   instead wait up to [`SqliteOptions::deferred_commit_window`] to share a commit. Any other
+//!   request ends the wait at once and commits together with the held writes, so only the
+//!   heartbeats themselves are ever delayed. None are deferrable by default.
 //! - **Reads.** A small pool of read-only connections, used from `spawn_blocking`. Every read runs
 //!   in one read transaction, so the revision it reports matches the data it returns.
 //! - **Watch.** History is replayed from `log` page by page; once caught up the watcher subscribes
@@ -75,10 +74,13 @@ pub struct SqliteOptions {
     /// WAL size (in pages) above which the writer completes a checkpoint itself so that the WAL
     /// starts over (see the module documentation).
     pub wal_restart_frames: i64,
-    /// The commit window: how long the writer may wait for more requests before committing a
-    /// batch of one write, when writes arrive often but one at a time (see the module
-    /// documentation). `Duration::ZERO` (the default) commits at once.
-    pub commit_window: Duration,
+    /// Key prefixes of deferrable writes (heartbeats): a batch made only of writes to keys under
+    /// these prefixes waits up to [`SqliteOptions::deferred_commit_window`] for more requests to
+    /// share its commit (and fsync); any other request ends the wait at once. Empty (the
+    /// default): every batch commits at once.
+    pub deferrable_prefixes: Vec<String>,
+    /// How long a batch of deferrable writes may wait for company.
+    pub deferred_commit_window: Duration,
 }
 
 impl Default for SqliteOptions {
@@ -92,7 +94,8 @@ impl Default for SqliteOptions {
             checkpoint_interval: Duration::from_millis(100),
             watch_page: 512,
             wal_restart_frames: 1024,
-            commit_window: Duration::ZERO,
+            deferrable_prefixes: Vec::new(),
+            deferred_commit_window: Duration::from_millis(20),
         }
     }
 }
@@ -165,6 +168,16 @@ enum WriteOp {
         key: String,
         expected: Option<Revision>,
     },
+}
+
+impl WriteOp {
+    fn key(&self) -> &str {
+        match self {
+            WriteOp::Create { key, .. }
+            | WriteOp::Update { key, .. }
+            | WriteOp::Delete { key, .. } => key,
+        }
+    }
 }
 
 enum WriteOutcome {
@@ -859,7 +872,7 @@ fn writer_main(
             compaction_failed: false,
             compact_waiters: Vec::new(),
             checkpointer: Some(checkpointer),
-            window: CommitWindow::new(opts.commit_window),
+            deferral: Deferral::new(&opts.deferrable_prefixes, opts.deferred_commit_window),
         })
     })();
     let mut writer = match init {
@@ -891,72 +904,71 @@ struct Writer {
     compaction_failed: bool,
     compact_waiters: Vec<(Revision, oneshot::Sender<Result<()>>)>,
     checkpointer: Option<Checkpointer>,
-    window: CommitWindow,
+    deferral: Deferral,
 }
 
-/// When a commit waits for more requests (the commit window). Writes that arrive often but one
-/// at a time (such as 5,000 kubelets renewing their Leases at evenly spread times) would
-/// otherwise cost one transaction and one fsync each. A batch of a single write waits
-/// [`SqliteOptions::commit_window`] for company only if the previous commit was recent (writes
-/// are frequent). A serial client gains nothing from waiting (its next write comes only after
-/// the reply), so a window that gathered nothing makes the following batches commit at once,
-/// for a number of batches that doubles (up to [`CommitWindow::MAX_SKIP`]) while windows keep
-/// gathering nothing; a fruitful window resets it.
-struct CommitWindow {
+/// Deferred commits: a batch made only of writes to deferrable keys (heartbeats) waits up to
+/// `window` for more requests to share its transaction and fsync. A request of any other kind
+/// ends the wait at once, so only the deferrable writes themselves are ever delayed.
+struct Deferral {
+    prefixes: Vec<String>,
     window: Duration,
-    /// When the last batch was committed.
-    last_commit: Option<Instant>,
-    /// Batches still to commit without waiting.
-    skip: u32,
-    /// The next value of `skip` after a window that gathered nothing.
-    backoff: u32,
+    /// A runtime without threads, for receiving with a deadline on the writer's thread (`None`:
+    /// deferral is off).
+    rt: Option<tokio::runtime::Runtime>,
 }
 
-impl CommitWindow {
-    /// The longest run of batches committed at once after fruitless windows.
-    const MAX_SKIP: u32 = 64;
-    /// Writes are frequent when the previous commit is at most this many windows old.
-    const FREQUENT_WINDOWS: u32 = 10;
-
-    fn new(window: Duration) -> Self {
-        Self {
-            window,
-            last_commit: None,
-            skip: 0,
-            backoff: 1,
-        }
-    }
-
-    /// Whether to wait for more requests before committing `batch`.
-    fn should_wait(&mut self, batch: &[Request]) -> bool {
-        if self.window.is_zero()
-            || !matches!(batch, [Request::Write(..)])
-            || self
-                .last_commit
-                .is_none_or(|t| t.elapsed() > self.window * Self::FREQUENT_WINDOWS)
-        {
-            return false;
-        }
-        if self.skip > 0 {
-            self.skip -= 1;
-            return false;
-        }
-        true
-    }
-
-    /// Records whether a window gathered more requests.
-    fn gathered(&mut self, more: bool) {
-        if more {
-            self.skip = 0;
-            self.backoff = 1;
+impl Deferral {
+    fn new(prefixes: &[String], window: Duration) -> Self {
+        let rt = if prefixes.is_empty() || window.is_zero() {
+            None
         } else {
-            self.skip = self.backoff;
-            self.backoff = (self.backoff * 2).min(Self::MAX_SKIP);
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+            {
+                Ok(rt) => Some(rt),
+                Err(err) => {
+                    tracing::warn!(error = %err, "deferred commits are off: no timer runtime");
+                    None
+                }
+            }
+        };
+        Self {
+            prefixes: prefixes.to_vec(),
+            window,
+            rt,
         }
     }
 
-    fn committed(&mut self) {
-        self.last_commit = Some(Instant::now());
+    fn deferrable(&self, req: &Request) -> bool {
+        match req {
+            Request::Write(op, _) => {
+                let key = op.key();
+                self.prefixes.iter().any(|p| key.starts_with(p.as_str()))
+            }
+            Request::Compact(..) | Request::Close(_) => false,
+        }
+    }
+
+    /// Whether `batch` may wait for company.
+    fn should_wait(&self, batch: &[Request]) -> bool {
+        self.rt.is_some() && !batch.is_empty() && batch.iter().all(|r| self.deferrable(r))
+    }
+
+    /// The next request, if one arrives before `deadline`.
+    fn recv_until(
+        &self,
+        requests: &mut mpsc::Receiver<Request>,
+        deadline: Instant,
+    ) -> Option<Request> {
+        let rt = self.rt.as_ref()?;
+        rt.block_on(async {
+            tokio::time::timeout_at(deadline.into(), requests.recv())
+                .await
+                .ok()
+                .flatten()
+        })
     }
 }
 
@@ -1000,24 +1012,36 @@ impl Writer {
                         Err(_) => break,
                     }
                 }
-                if closers.is_empty() && self.window.should_wait(&batch) {
-                    std::thread::sleep(self.window.window);
-                    let before = batch.len();
+                if closers.is_empty() && self.deferral.should_wait(&batch) {
+                    let deadline = Instant::now() + self.deferral.window;
                     while batch.len() < max_batch {
-                        match requests.try_recv() {
-                            Ok(Request::Close(tx)) => {
-                                closers.push(tx);
-                                break;
+                        let Some(req) = self.deferral.recv_until(requests, deadline) else {
+                            break;
+                        };
+                        if let Request::Close(tx) = req {
+                            closers.push(tx);
+                            break;
+                        }
+                        let deferrable = self.deferral.deferrable(&req);
+                        batch.push(req);
+                        if !deferrable {
+                            // Commit now, with whatever else is already queued.
+                            while batch.len() < max_batch {
+                                match requests.try_recv() {
+                                    Ok(Request::Close(tx)) => {
+                                        closers.push(tx);
+                                        break;
+                                    }
+                                    Ok(req) => batch.push(req),
+                                    Err(_) => break,
+                                }
                             }
-                            Ok(req) => batch.push(req),
-                            Err(_) => break,
+                            break;
                         }
                     }
-                    self.window.gathered(batch.len() > before);
                 }
                 if !batch.is_empty() {
                     self.apply_batch(batch);
-                    self.window.committed();
                 }
                 if !closers.is_empty() {
                     return closers;
@@ -1253,16 +1277,12 @@ fn apply_op(
     rev: &mut Revision,
     op: WriteOp,
 ) -> rusqlite::Result<Result<(WriteOutcome, Event)>> {
-    let key = match &op {
-        WriteOp::Create { key, .. } | WriteOp::Update { key, .. } | WriteOp::Delete { key, .. } => {
-            key
-        }
-    };
+    let key = op.key();
     let current = tx
         .prepare_cached("SELECT rev, create_rev, value FROM current WHERE key = ?1")?
         .query_row([key], |row| {
             Ok(KeyValue {
-                key: key.clone(),
+                key: key.to_owned(),
                 mod_revision: row.get(0)?,
                 create_revision: row.get(1)?,
                 value: Bytes::from(row.get::<_, Vec<u8>>(2)?),
@@ -1520,66 +1540,6 @@ mod tests {
         );
         assert_eq!(pragma("auto_vacuum"), "2", "INCREMENTAL");
         assert_eq!(pragma("wal_autocheckpoint"), "0");
-    }
-
-    fn one_write() -> Vec<Request> {
-        let (tx, _rx) = oneshot::channel();
-        let op = WriteOp::Create {
-            key: "/k".to_owned(),
-            value: Bytes::new(),
-        };
-        vec![Request::Write(op, tx)]
-    }
-
-    #[test]
-    fn commit_window_waits_only_for_frequent_single_writes() {
-        let one = one_write();
-        let mut two = one_write();
-        two.extend(one_write());
-        let mut w = CommitWindow::new(Duration::from_millis(2));
-        assert!(
-            !w.should_wait(&one),
-            "no commit yet: writes are not frequent"
-        );
-        w.committed();
-        assert!(w.should_wait(&one));
-        assert!(!w.should_wait(&two), "a batch of two is batched already");
-        w.last_commit = Instant::now().checked_sub(Duration::from_millis(50));
-        assert!(
-            !w.should_wait(&one),
-            "the last commit is old: writes are rare"
-        );
-        let mut off = CommitWindow::new(Duration::ZERO);
-        off.committed();
-        assert!(!off.should_wait(&one), "a zero window never waits");
-    }
-
-    #[test]
-    fn fruitless_windows_back_off_exponentially() {
-        let one = one_write();
-        let mut w = CommitWindow::new(Duration::from_millis(2));
-        w.committed();
-        // Count the batches committed at once between windows that all gather nothing.
-        let mut skips = Vec::new();
-        let mut skipped = 0;
-        while skips.len() < 9 {
-            if w.should_wait(&one) {
-                skips.push(skipped);
-                skipped = 0;
-                w.gathered(false);
-            } else {
-                skipped += 1;
-            }
-        }
-        assert_eq!(skips, [0, 1, 2, 4, 8, 16, 32, 64, 64]);
-        let mut w = CommitWindow::new(Duration::from_millis(2));
-        w.committed();
-        for _ in 0..20 {
-            w.gathered(false);
-        }
-        assert_eq!(w.skip, CommitWindow::MAX_SKIP, "the back-off is capped");
-        w.gathered(true);
-        assert!(w.should_wait(&one), "a fruitful window resets the back-off");
     }
 
     #[test]
