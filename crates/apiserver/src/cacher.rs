@@ -32,6 +32,24 @@ const BROADCAST: usize = 4_096;
 /// Extracts the values of a resource's selectable fields from an object.
 pub type FieldExtractor = fn(&ResourceInfo, &Value) -> Vec<(&'static str, String)>;
 
+/// The parts of a stored object the cache reads when it needs no other field.
+#[derive(serde::Deserialize)]
+struct Head<'a> {
+    #[serde(borrow)]
+    metadata: Option<HeadMeta<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct HeadMeta<'a> {
+    #[serde(borrow)]
+    name: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    namespace: Option<std::borrow::Cow<'a, str>>,
+    labels: Option<BTreeMap<String, String>>,
+    #[serde(rename = "resourceVersion")]
+    resource_version: Option<serde::de::IgnoredAny>,
+}
+
 /// One object as the cache holds it.
 #[derive(Debug)]
 pub struct CachedObject {
@@ -157,6 +175,9 @@ pub struct Cacher {
     rv: AtomicI64,
     rv_tx: watch::Sender<Revision>,
     fields: FieldExtractor,
+    /// Key prefixes of the resources with selectable fields besides name and namespace: their
+    /// objects are parsed to extract them.
+    with_fields: std::collections::HashSet<&'static str>,
 }
 
 impl Cacher {
@@ -180,6 +201,16 @@ impl Cacher {
             });
         }
         let (rv_tx, _) = watch::channel(0);
+        let with_fields = registry
+            .all()
+            .iter()
+            .filter(|r| {
+                printers::fields::supported_fields(r.group, r.resource)
+                    .iter()
+                    .any(|f| !matches!(*f, "metadata.name" | "metadata.namespace"))
+            })
+            .map(|r| r.key_prefix)
+            .collect();
         let cacher = Arc::new(Cacher {
             store,
             registry,
@@ -187,6 +218,7 @@ impl Cacher {
             rv: AtomicI64::new(0),
             rv_tx,
             fields,
+            with_fields,
         });
         let rev = cacher.load().await?;
         let stream = cacher.store.watch("/registry/", rev).await?;
@@ -297,6 +329,11 @@ impl Cacher {
     }
 
     fn build(&self, r: &ResourceInfo, kv: &KeyValue, rv: Revision) -> Option<CachedObject> {
+        if !self.with_fields.contains(r.key_prefix)
+            && let Some(obj) = Self::build_raw(kv, rv)
+        {
+            return Some(obj);
+        }
         let mut v: Value = serde_json::from_slice(&kv.value).ok()?;
         crate::object::set_resource_version(&mut v, rv);
         let meta = v.get("metadata")?;
@@ -325,6 +362,28 @@ impl Cacher {
             raw,
             labels,
             fields,
+        })
+    }
+
+    /// [`Cacher::build`] for resources without selectable fields, without parsing the whole
+    /// object: only its name, namespace and labels are read, and the resourceVersion is spliced
+    /// into the stored bytes. `None` when that does not apply (the stored value already has a
+    /// resourceVersion, or is not what this expects): the caller parses it.
+    fn build_raw(kv: &KeyValue, rv: Revision) -> Option<CachedObject> {
+        let head: Head = serde_json::from_slice(&kv.value).ok()?;
+        let meta = head.metadata?;
+        if meta.resource_version.is_some() {
+            return None;
+        }
+        let raw = crate::object::with_resource_version(&kv.value, rv)?;
+        Some(CachedObject {
+            key: kv.key.clone(),
+            namespace: meta.namespace.map(String::from).unwrap_or_default(),
+            name: meta.name?.into_owned(),
+            rv,
+            raw: Bytes::from(raw),
+            labels: meta.labels.unwrap_or_default(),
+            fields: Vec::new(),
         })
     }
 

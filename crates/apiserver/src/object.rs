@@ -14,6 +14,111 @@ pub fn clear_resource_version(obj: &mut Value) {
     meta_mut(obj).remove("resourceVersion");
 }
 
+/// `json` (an object serialized without `metadata.resourceVersion`, like every stored value)
+/// with `metadata.resourceVersion` set to `rv`, without parsing it: the field is added at the
+/// end of the top-level `metadata` object, exactly where [`set_resource_version`] puts it in a
+/// parsed object, so for compact JSON the result equals serializing the parsed object with it.
+/// `None` if `json` is not an object with a `metadata` object.
+pub fn with_resource_version(json: &[u8], rv: Revision) -> Option<Vec<u8>> {
+    let (open, close) = metadata_span(json)?;
+    let empty = json[open + 1..close].iter().all(u8::is_ascii_whitespace);
+    let mut out = Vec::with_capacity(json.len() + 40);
+    out.extend_from_slice(&json[..close]);
+    if !empty {
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"resourceVersion\":\"");
+    out.extend_from_slice(rv.to_string().as_bytes());
+    out.push(b'"');
+    out.extend_from_slice(&json[close..]);
+    Some(out)
+}
+
+/// The positions of the `{` and `}` of the top-level `metadata` object in `json`.
+fn metadata_span(json: &[u8]) -> Option<(usize, usize)> {
+    let mut i = skip_ws(json, 0);
+    if json.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    loop {
+        i = skip_ws(json, i);
+        if *json.get(i)? != b'"' {
+            return None;
+        }
+        let key_end = string_end(json, i)?;
+        let is_metadata = &json[i + 1..key_end] == b"metadata";
+        i = skip_ws(json, key_end + 1);
+        if json.get(i) != Some(&b':') {
+            return None;
+        }
+        i = skip_ws(json, i + 1);
+        let end = skip_value(json, i)?;
+        if is_metadata {
+            return (json[i] == b'{').then_some((i, end - 1));
+        }
+        i = skip_ws(json, end);
+        match json.get(i)? {
+            b',' => i += 1,
+            _ => return None,
+        }
+    }
+}
+
+fn skip_ws(json: &[u8], mut i: usize) -> usize {
+    while json.get(i).is_some_and(u8::is_ascii_whitespace) {
+        i += 1;
+    }
+    i
+}
+
+/// The index of the quote closing the string that opens at `start`.
+fn string_end(json: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    while i < json.len() {
+        match json[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// The index just after the JSON value that starts at `i`.
+fn skip_value(json: &[u8], mut i: usize) -> Option<usize> {
+    match *json.get(i)? {
+        b'"' => Some(string_end(json, i)? + 1),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            while i < json.len() {
+                match json[i] {
+                    b'"' => i = string_end(json, i)?,
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth = depth.checked_sub(1)?;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            None
+        }
+        _ => {
+            while json
+                .get(i)
+                .is_some_and(|b| !matches!(b, b',' | b'}' | b']') && !b.is_ascii_whitespace())
+            {
+                i += 1;
+            }
+            Some(i)
+        }
+    }
+}
+
 /// Whether two objects are equal apart from `metadata.resourceVersion` (compared without
 /// copying either). Key order does not matter, as for `Value`'s own equality.
 pub fn equal_ignoring_resource_version(a: &Value, b: &Value) -> bool {
@@ -182,6 +287,56 @@ pub fn keep_update_meta(new: &mut Value, old: &Value) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn with_resource_version_equals_setting_it_on_the_parsed_object() {
+        let objects = [
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "d", "labels": {"x": "}{\"\\"}}, "data": {"k": "v"}}),
+            json!({"kind": "Lease", "metadata": {}, "spec": {"holderIdentity": "n"}}),
+            json!({"metadata": {"name": "m"}}),
+            json!({"a": [1, {"metadata": {"x": 1}}], "b": "\"metadata\":{", "c": null, "d": true, "e": -1.5e3, "metadata": {"name": "late", "managedFields": [{"fieldsV1": {"f:spec": {}}}]}, "z": {}}),
+        ];
+        for v in objects {
+            let mut expected = v.clone();
+            super::set_resource_version(&mut expected, 42);
+            let spliced = super::with_resource_version(&serde_json::to_vec(&v).unwrap(), 42)
+                .expect("an object with metadata");
+            assert_eq!(
+                String::from_utf8(spliced).unwrap(),
+                serde_json::to_string(&expected).unwrap(),
+                "{v}"
+            );
+        }
+        // Whitespace is allowed; the result parses to the object with the field.
+        let pretty =
+            serde_json::to_vec_pretty(&json!({"kind": "X", "metadata": {"name": "p"}, "spec": {}}))
+                .unwrap();
+        let spliced: Value =
+            serde_json::from_slice(&super::with_resource_version(&pretty, 7).unwrap()).unwrap();
+        assert_eq!(
+            spliced["metadata"],
+            json!({"name": "p", "resourceVersion": "7"})
+        );
+        let empty = b"{ \"metadata\" : { } }";
+        let spliced: Value =
+            serde_json::from_slice(&super::with_resource_version(empty, 7).unwrap()).unwrap();
+        assert_eq!(spliced, json!({"metadata": {"resourceVersion": "7"}}));
+        for bad in [
+            &b"[]"[..],
+            b"{}",
+            b"{\"metadata\": []}",
+            b"{\"metadata\": {",
+            b"{\"a\": 1 \"metadata\": {}}",
+            b"",
+            b"{\"metadata\": {\"a\": \"}",
+        ] {
+            assert!(
+                super::with_resource_version(bad, 1).is_none(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
     use super::*;
 
     #[test]

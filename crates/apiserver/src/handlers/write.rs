@@ -251,6 +251,32 @@ pub struct Written {
     pub obj: Value,
     /// The revision of the write.
     pub rv: Revision,
+    /// The bytes written to the store (`obj` without its resourceVersion), when this call wrote
+    /// them: the response is made from them instead of serializing `obj` again.
+    pub stored: Option<Bytes>,
+}
+
+impl Written {
+    fn new(obj: Value, rv: Revision) -> Written {
+        Written {
+            obj,
+            rv,
+            stored: None,
+        }
+    }
+
+    /// The response for the client of `r`: `obj` as that client sees it.
+    pub fn into_response(self, r: &ResourceInfo, code: StatusCode) -> Response {
+        if crate::conversion::from_storage(r).is_none()
+            && let Some(raw) = self
+                .stored
+                .as_deref()
+                .and_then(|b| object::with_resource_version(b, self.rv))
+        {
+            return super::json_response(code, raw, "application/json");
+        }
+        json_value(code, &crate::conversion::present(r, self.obj))
+    }
 }
 
 /// Creates an object (already decoded and normalized). Used by POST, apply-create and internal
@@ -312,7 +338,7 @@ pub async fn create_object(
     let name = object::name(&obj).to_string();
     if dry {
         release(state);
-        return Ok(Written { obj, rv: 0 });
+        return Ok(Written::new(obj, 0));
     }
     let result = store_create(state, r, ns, obj, name_given, &name).await;
     if let Ok(w) = &result {
@@ -385,10 +411,13 @@ async fn store_create(
     loop {
         let key = r.key(if r.namespaced { ns } else { None }, object::name(&obj));
         let bytes = Bytes::from(serde_json::to_vec(&obj).map_err(ApiError::internal)?);
+        let stored = object::resource_version(&obj)
+            .is_none()
+            .then(|| bytes.clone());
         match state.store.create(&key, bytes).await {
             Ok(rv) => {
                 object::set_resource_version(&mut obj, rv);
-                return Ok(Written { obj, rv });
+                return Ok(Written { obj, rv, stored });
             }
             Err(StoreError::AlreadyExists(_)) if !name_given && attempts < 5 => {
                 attempts += 1;
@@ -443,10 +472,7 @@ pub async fn create(
         dry,
     )
     .await?;
-    let mut resp = json_value(
-        StatusCode::CREATED,
-        &crate::conversion::present(&t.r, w.obj),
-    );
+    let mut resp = w.into_response(&t.r, StatusCode::CREATED);
     warnings.apply(&mut resp);
     Ok(resp)
 }
@@ -502,10 +528,7 @@ where
         let mut new = match outcome {
             UpdateOutcome::Unchanged => {
                 return cur_v
-                    .map(|obj| Written {
-                        rv: cur.as_ref().map(|c| c.rv).unwrap_or(0),
-                        obj,
-                    })
+                    .map(|obj| Written::new(obj, cur.as_ref().map(|c| c.rv).unwrap_or(0)))
                     .ok_or_else(|| ApiError::not_found(r.qualified(), name));
             }
             UpdateOutcome::Write(v) => v,
@@ -513,14 +536,14 @@ where
         let Some(cur) = cur else {
             // Create on update (allowed by the caller's closure).
             if dry {
-                return Ok(Written { obj: new, rv: 0 });
+                return Ok(Written::new(new, 0));
             }
             object::clear_resource_version(&mut new);
             let bytes = Bytes::from(serde_json::to_vec(&new).map_err(ApiError::internal)?);
             match state.store.create(key, bytes).await {
                 Ok(rv) => {
                     object::set_resource_version(&mut new, rv);
-                    return Ok(Written { obj: new, rv });
+                    return Ok(Written::new(new, rv));
                 }
                 Err(StoreError::AlreadyExists(_)) => {
                     state.cacher.wait_fresh().await?;
@@ -536,16 +559,14 @@ where
         {
             let mut obj = new;
             object::set_resource_version(&mut obj, cur.rv);
-            return Ok(Written { obj, rv: cur.rv });
+            return Ok(Written::new(obj, cur.rv));
         }
         if dry {
             object::set_resource_version(&mut new, cur.rv);
-            return Ok(Written {
-                obj: new,
-                rv: cur.rv,
-            });
+            return Ok(Written::new(new, cur.rv));
         }
         let finalize = ready_to_remove(&new);
+        let mut stored = None;
         let res = if finalize {
             state
                 .store
@@ -554,12 +575,17 @@ where
                 .map(|(rv, _)| rv)
         } else {
             let bytes = Bytes::from(serde_json::to_vec(&new).map_err(ApiError::internal)?);
+            stored = Some(bytes.clone());
             state.store.update(key, bytes, cur.rv).await
         };
         match res {
             Ok(rv) => {
                 object::set_resource_version(&mut new, rv);
-                return Ok(Written { obj: new, rv });
+                return Ok(Written {
+                    obj: new,
+                    rv,
+                    stored,
+                });
             }
             Err(StoreError::Conflict { actual, .. }) => {
                 if precondition.is_some() {
@@ -808,7 +834,7 @@ pub async fn update(
     } else {
         StatusCode::OK
     };
-    let mut resp = json_value(code, &crate::conversion::present(&t.r, w.obj));
+    let mut resp = w.into_response(&t.r, code);
     warnings.apply(&mut resp);
     Ok(resp)
 }
@@ -952,7 +978,7 @@ pub async fn patch(
     } else {
         StatusCode::OK
     };
-    let mut resp = json_value(code, &crate::conversion::present(&t.r, w.obj));
+    let mut resp = w.into_response(&t.r, code);
     warnings.apply(&mut resp);
     Ok(resp)
 }
