@@ -304,23 +304,27 @@ fn encode(entries: &[Entry]) -> Option<Value> {
 }
 
 fn set_managed_fields(obj: &mut Value, entries: &[Entry]) {
-    let Value::Object(o) = obj else {
-        return;
-    };
     match encode(entries) {
-        Some(encoded) => {
-            let meta = o
-                .entry("metadata")
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Value::Object(meta) = meta {
-                meta.insert("managedFields".into(), encoded);
-            }
-        }
+        Some(encoded) => put_managed_fields(obj, encoded),
         None => {
-            if let Some(Value::Object(meta)) = o.get_mut("metadata") {
+            if let Some(Value::Object(meta)) = obj.get_mut("metadata") {
                 meta.shift_remove("managedFields");
             }
         }
+    }
+}
+
+/// Stores encoded managedFields in `obj` (creating `metadata` if needed; in place of the
+/// present ones, else last).
+fn put_managed_fields(obj: &mut Value, encoded: Value) {
+    let Value::Object(o) = obj else {
+        return;
+    };
+    let meta = o
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(meta) = meta {
+        meta.insert("managedFields".into(), encoded);
     }
 }
 
@@ -556,7 +560,58 @@ pub fn update_managed_fields(
 
 /// [`update_managed_fields`] in place: updates `metadata.managedFields` of `new` without
 /// copying the object.
+///
+/// The frequent update by a manager that changed only scalar values it alone already owns (or
+/// nothing) takes a fast path over the raw managedFields JSON; its result is the same.
 pub fn record_managed_fields(
+    old: Option<&Value>,
+    new: &mut Value,
+    manager: &str,
+    operation_subresource: Option<&str>,
+    api_version: &str,
+    schema: SchemaNode,
+    now: &str,
+) {
+    record_managed_fields_traced(
+        old,
+        new,
+        manager,
+        operation_subresource,
+        api_version,
+        schema,
+        now,
+    );
+}
+
+/// Which way [`record_managed_fields`] went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Taken {
+    /// The fast path over the raw managedFields.
+    Fast,
+    /// The full decode, compare, update and encode.
+    Slow,
+}
+
+/// [`record_managed_fields`], telling which path it took.
+fn record_managed_fields_traced(
+    old: Option<&Value>,
+    new: &mut Value,
+    manager: &str,
+    operation_subresource: Option<&str>,
+    api_version: &str,
+    schema: SchemaNode,
+    now: &str,
+) -> Taken {
+    let subresource = operation_subresource.filter(|s| !s.is_empty());
+    if fast::try_record(old, new, manager, subresource, api_version, schema, now) {
+        return Taken::Fast;
+    }
+    record_managed_fields_slow(old, new, manager, subresource, api_version, schema, now);
+    Taken::Slow
+}
+
+/// The general path of [`record_managed_fields`].
+fn record_managed_fields_slow(
     old: Option<&Value>,
     new: &mut Value,
     manager: &str,
@@ -771,5 +826,8 @@ fn sorted(v: &Value) -> Value {
     }
 }
 
+mod fast;
+#[cfg(test)]
+mod fast_tests;
 #[cfg(test)]
 mod tests;

@@ -41,6 +41,12 @@ fn shape<'a>(v: &Value, node: &SchemaNode<'a>) -> Shape<'a> {
     }
 }
 
+/// Whether the object `v` is merged and compared field by field at this place of the schema
+/// (rather than as one atomic value).
+pub(crate) fn merges_fields(v: &Value, node: &SchemaNode) -> bool {
+    matches!(shape(v, node), Shape::Fields)
+}
+
 /// The path element of a list item (`listItemToPathElement`): its key fields (falling back to
 /// the key field's schema default) for list-type maps, its value for sets.
 pub(crate) fn item_path_element(
@@ -265,7 +271,7 @@ pub(crate) enum View {
 
 impl View {
     /// Whether field `k` of the object is seen.
-    fn sees(self, k: &str) -> bool {
+    pub(crate) fn sees(self, k: &str) -> bool {
         match self {
             View::Main => k != "status",
             View::Status => k == "status",
@@ -275,7 +281,7 @@ impl View {
     }
 
     /// The view of field `k` of the object.
-    fn child(self, k: &str) -> View {
+    pub(crate) fn child(self, k: &str) -> View {
         match self {
             View::Main | View::Status | View::All if k == "metadata" => View::Metadata,
             _ => View::Everything,

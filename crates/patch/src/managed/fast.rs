@@ -1,0 +1,403 @@
+//! The fast path of [`super::record_managed_fields`] for the most frequent write of a cluster:
+//! a manager re-writing the object with only scalar values it already owns changed (a kubelet
+//! renewing its node Lease, a controller bumping a counter), or nothing changed at all.
+//!
+//! The slow path decodes every `metadata.managedFields` entry into a [`FieldSet`], compares both
+//! objects through the schema, updates every set and encodes them all back. When the fast path
+//! can prove that the outcome is the old managedFields with only the updater's `time` set to
+//! `now` (and the entries re-sorted as the encoder sorts them), it produces that directly from
+//! the raw JSON; whenever it cannot prove it, it does nothing and the slow path runs.
+//!
+//! What it proves, mirroring the slow path step by step:
+//! - the managers the slow path starts from are the old ones (a subresource write, or
+//!   managedFields omitted, `null` or sent back unchanged);
+//! - the old managedFields are exactly what the encoder would write for them (entry key order,
+//!   canonical `fieldsV1` keys in path-element order, `.` where the encoder puts it, entries
+//!   sorted, no duplicate manager identity, no empty set, at most ten Update entries), so that
+//!   decoding and re-encoding them changes nothing;
+//! - both objects differ (as the comparison sees them: scope of the operation, no server-set
+//!   metadata) only in scalar values reached through objects the schema merges field by field,
+//!   so the comparison has exactly these paths as `modified` and nothing `added` or `removed`;
+//! - none of these paths is one `stripMetaManager` drops (`apiVersion`, `kind`,
+//!   `metadata.name`, `metadata.namespace`);
+//! - the updater's own Update entry owns every changed path and no other entry owns any: the
+//!   updater then loses and regains exactly these paths (same set), the others keep theirs, no
+//!   entry is added or removed and capping the Update entries has nothing to do.
+//!
+//! [`FieldSet`]: crate::fieldpath::FieldSet
+
+use serde_json::{Map, Value};
+
+use super::{
+    MAX_UPDATE_MANAGERS, OPERATION_APPLY, OPERATION_UPDATE, managed_fields_of, put_managed_fields,
+    scope_of,
+};
+use crate::SchemaNode;
+use crate::fieldpath::PathElement;
+use crate::typed::{View, merges_fields};
+
+/// The fields of one raw managedFields entry, borrowed.
+struct Header<'a> {
+    manager: &'a str,
+    operation: &'a str,
+    api_version: &'a str,
+    time: Option<&'a str>,
+    subresource: Option<&'a str>,
+    fields: &'a Map<String, Value>,
+}
+
+/// The encoder's sort key: operation, time, manager, apiVersion, subresource.
+type SortKey<'a> = (&'a str, &'a str, &'a str, &'a str, Option<&'a str>);
+
+impl<'a> Header<'a> {
+    fn sort_key(&self) -> SortKey<'a> {
+        (
+            self.operation,
+            self.time.unwrap_or(""),
+            self.manager,
+            self.api_version,
+            self.subresource,
+        )
+    }
+
+    /// `Entry::same_identity`.
+    fn same_identity(&self, other: &Header) -> bool {
+        self.manager == other.manager
+            && self.operation == other.operation
+            && (self.operation == OPERATION_APPLY || self.api_version == other.api_version)
+            && self.subresource == other.subresource
+    }
+}
+
+/// The keys of an encoded entry in the encoder's order; `time` and `subresource` are optional.
+const ENTRY_KEYS: [&str; 7] = [
+    "manager",
+    "operation",
+    "apiVersion",
+    "time",
+    "fieldsType",
+    "fieldsV1",
+    "subresource",
+];
+const OPTIONAL_KEYS: [usize; 2] = [3, 6];
+
+/// The entry, if it is exactly as the encoder writes it.
+fn header(entry: &Value) -> Option<Header<'_>> {
+    let Value::Object(m) = entry else {
+        return None;
+    };
+    let mut next = 0;
+    for k in m.keys() {
+        let at = next + ENTRY_KEYS[next..].iter().position(|e| e == k)?;
+        if (next..at).any(|skipped| !OPTIONAL_KEYS.contains(&skipped)) {
+            return None;
+        }
+        next = at + 1;
+    }
+    if (next..ENTRY_KEYS.len()).any(|missing| !OPTIONAL_KEYS.contains(&missing)) {
+        return None;
+    }
+    let str_of = |k: &str| m.get(k).and_then(Value::as_str);
+    let operation =
+        str_of("operation").filter(|o| *o == OPERATION_APPLY || *o == OPERATION_UPDATE)?;
+    let api_version = str_of("apiVersion").filter(|v| !v.is_empty())?;
+    if str_of("fieldsType") != Some("FieldsV1") {
+        return None;
+    }
+    let time = match m.get("time") {
+        None => None,
+        Some(t) => Some(t.as_str()?),
+    };
+    let subresource = match m.get("subresource") {
+        None => None,
+        Some(s) => Some(s.as_str().filter(|s| !s.is_empty())?),
+    };
+    let fields = m.get("fieldsV1")?.as_object()?;
+    // An empty set is dropped by the slow path.
+    if fields.is_empty() || !canonical_fields(fields, true) {
+        return None;
+    }
+    Some(Header {
+        manager: str_of("manager")?,
+        operation,
+        api_version,
+        time,
+        subresource,
+        fields,
+    })
+}
+
+/// A `FieldsV1` key, ordered as [`PathElement`]s are (fields first, by name).
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum RawElement<'a> {
+    Field(&'a str),
+    Other(PathElement),
+}
+
+/// The element of a `FieldsV1` key, if the key is the element's own serialization.
+fn raw_element(key: &str) -> Option<RawElement<'_>> {
+    if let Some(name) = key.strip_prefix("f:") {
+        return Some(RawElement::Field(name));
+    }
+    let pe = PathElement::deserialize(key).ok()?;
+    (!matches!(pe, PathElement::Field(_)) && pe.serialize() == key).then_some(RawElement::Other(pe))
+}
+
+/// Whether `FieldSet::from_fields_v1` followed by `FieldSet::to_fields_v1` gives back exactly
+/// this (non-empty) object: `.` first and `{}` below a member with children (never at the
+/// root), canonical keys in strictly increasing path-element order, every value an object whose
+/// set is not empty unless it is `{}` (a member without children).
+fn canonical_fields(m: &Map<String, Value>, root: bool) -> bool {
+    let mut entries = m.iter().peekable();
+    if !root
+        && let Some((k, v)) = entries.peek()
+        && k.as_str() == "."
+    {
+        if v.as_object().is_none_or(|o| !o.is_empty()) {
+            return false;
+        }
+        entries.next();
+        if entries.peek().is_none() {
+            return false;
+        }
+    }
+    let mut previous: Option<RawElement> = None;
+    for (k, v) in entries {
+        let Some(pe) = raw_element(k) else {
+            return false;
+        };
+        if previous.as_ref().is_some_and(|p| *p >= pe) {
+            return false;
+        }
+        let Value::Object(child) = v else {
+            return false;
+        };
+        if !child.is_empty() && !canonical_fields(child, false) {
+            return false;
+        }
+        previous = Some(pe);
+    }
+    true
+}
+
+/// Whether the (canonical) `FieldsV1` object has the field path as a member.
+fn owns(fields: &Map<String, Value>, path: &[&str], key: &mut String) -> bool {
+    let mut cur = fields;
+    for name in path {
+        key.clear();
+        key.push_str("f:");
+        key.push_str(name);
+        match cur.get(key.as_str()) {
+            Some(Value::Object(child)) => cur = child,
+            _ => return false,
+        }
+    }
+    cur.is_empty() || cur.contains_key(".")
+}
+
+fn is_scalar(v: &Value) -> bool {
+    matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_))
+}
+
+/// Collects the paths of the scalar values that differ between the objects `l` and `r` (as
+/// `view` sees them, at this place of the schema). False when they differ in any other way:
+/// a field added or removed, a difference in a list, in an atomic object, to or from `null` or
+/// between a scalar and an object.
+fn scalar_changes<'v>(
+    l: &'v Value,
+    r: &'v Value,
+    node: &SchemaNode,
+    view: View,
+    path: &mut Vec<&'v str>,
+    changes: &mut Vec<Vec<&'v str>>,
+) -> bool {
+    let (Value::Object(lm), Value::Object(rm)) = (l, r) else {
+        return false;
+    };
+    let seen = |m: &Map<String, Value>| match view {
+        View::Everything => m.len(),
+        _ => m.keys().filter(|k| view.sees(k)).count(),
+    };
+    if seen(lm) != seen(rm) {
+        return false;
+    }
+    let mut merged_by_field = false;
+    for (k, lv) in lm {
+        if !view.sees(k) {
+            continue;
+        }
+        let Some(rv) = rm.get(k) else {
+            return false;
+        };
+        if lv == rv {
+            continue;
+        }
+        // Both objects are of the same kind: one shape check tells how both are compared.
+        if !merged_by_field {
+            if !merges_fields(l, node) {
+                return false;
+            }
+            merged_by_field = true;
+        }
+        path.push(k);
+        let ok = match (lv, rv) {
+            (Value::Object(_), Value::Object(_)) => {
+                scalar_changes(lv, rv, &node.field(k), view.child(k), path, changes)
+            }
+            (a, b) if is_scalar(a) && is_scalar(b) => {
+                changes.push(path.clone());
+                true
+            }
+            _ => false,
+        };
+        path.pop();
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+/// Whether `stripMetaManager` would drop the path from the updater's new fields.
+fn stripped(path: &[&str]) -> bool {
+    matches!(
+        path,
+        ["metadata"] | ["apiVersion" | "kind", ..] | ["metadata", "name" | "namespace", ..]
+    )
+}
+
+/// Records the update as the slow path would, when the result can be proven to be the old
+/// managedFields with only the updater's `time` changed; returns false, with `new` untouched,
+/// otherwise.
+pub(super) fn try_record(
+    old: Option<&Value>,
+    new: &mut Value,
+    manager: &str,
+    subresource: Option<&str>,
+    api_version: &str,
+    schema: SchemaNode,
+    now: &str,
+) -> bool {
+    let Some(old) = old else {
+        return false;
+    };
+    let Some(old_managed @ Value::Array(old_entries)) = managed_fields_of(old) else {
+        return false;
+    };
+    if old_entries.is_empty() {
+        return false;
+    }
+    // The managers the slow path starts from must be the old ones.
+    let requested = managed_fields_of(new);
+    let in_place = requested == Some(old_managed);
+    if subresource.is_none() && !in_place && !matches!(requested, None | Some(Value::Null)) {
+        return false;
+    }
+
+    let mut headers = Vec::with_capacity(old_entries.len());
+    for e in old_entries {
+        match header(e) {
+            Some(h) => headers.push(h),
+            None => return false,
+        }
+    }
+    if headers
+        .windows(2)
+        .any(|w| w[0].sort_key() >= w[1].sort_key())
+    {
+        return false;
+    }
+    for (i, h) in headers.iter().enumerate() {
+        if headers[i + 1..].iter().any(|o| h.same_identity(o)) {
+            return false;
+        }
+    }
+    if headers
+        .iter()
+        .filter(|h| h.operation == OPERATION_UPDATE)
+        .count()
+        > MAX_UPDATE_MANAGERS
+    {
+        return false;
+    }
+
+    let mut changes = Vec::new();
+    if !scalar_changes(
+        old,
+        new,
+        &schema,
+        scope_of(subresource),
+        &mut Vec::new(),
+        &mut changes,
+    ) {
+        return false;
+    }
+    if changes.is_empty() {
+        // Nothing changed: the slow path re-encodes the old managedFields as they are.
+        if !in_place {
+            let entries = old_managed.clone();
+            put_managed_fields(new, entries);
+        }
+        return true;
+    }
+    if changes.iter().any(|p| stripped(p)) {
+        return false;
+    }
+    let Some(target) = headers.iter().position(|h| {
+        h.manager == manager
+            && h.operation == OPERATION_UPDATE
+            && h.api_version == api_version
+            && h.subresource == subresource
+    }) else {
+        return false;
+    };
+    let mut key = String::new();
+    for path in &changes {
+        for (i, h) in headers.iter().enumerate() {
+            if owns(h.fields, path, &mut key) != (i == target) {
+                return false;
+            }
+        }
+    }
+
+    // The updater's entry gets `time: now` and moves where the encoder sorts it.
+    let mut target_key = headers[target].sort_key();
+    target_key.1 = now;
+    let position = headers
+        .iter()
+        .enumerate()
+        .filter(|&(i, h)| i != target && h.sort_key() < target_key)
+        .count();
+    if in_place {
+        match new
+            .get_mut("metadata")
+            .and_then(|m| m.get_mut("managedFields"))
+            .and_then(Value::as_array_mut)
+        {
+            Some(entries) => retime(entries, target, position, now),
+            // Present: it equals the old managedFields.
+            None => return false,
+        }
+    } else {
+        let mut entries = old_entries.clone();
+        retime(&mut entries, target, position, now);
+        put_managed_fields(new, Value::Array(entries));
+    }
+    true
+}
+
+/// Sets `time` of entry `target` to `now` (where the encoder writes it) and moves the entry to
+/// `position`.
+fn retime(entries: &mut Vec<Value>, target: usize, position: usize, now: &str) {
+    let mut entry = entries.remove(target);
+    if let Value::Object(m) = &mut entry {
+        let time = Value::String(now.to_owned());
+        match m.get_mut("time") {
+            Some(t) => *t = time,
+            None => {
+                m.shift_insert(3, "time".to_owned(), time);
+            }
+        }
+    }
+    entries.insert(position, entry);
+}
