@@ -81,12 +81,18 @@ struct Index<K> {
 
 impl<K> Index<K> {
     fn insert(&mut self, key: &str, obj: &K) {
-        for v in (self.func)(obj) {
+        self.insert_values(key, (self.func)(obj));
+    }
+    fn insert_values(&mut self, key: &str, values: Vec<String>) {
+        for v in values {
             self.map.entry(v).or_default().insert(key.to_string());
         }
     }
     fn remove(&mut self, key: &str, obj: &K) {
-        for v in (self.func)(obj) {
+        self.remove_values(key, (self.func)(obj));
+    }
+    fn remove_values(&mut self, key: &str, values: Vec<String>) {
+        for v in values {
             if let Some(set) = self.map.get_mut(&v) {
                 set.remove(key);
                 if set.is_empty() {
@@ -110,10 +116,16 @@ impl<K> State<K> {
     fn put(&mut self, key: String, obj: Arc<K>) -> Option<Arc<K>> {
         let old = self.items.insert(key.clone(), obj.clone());
         for idx in self.indexes.values_mut() {
+            let values = (idx.func)(&obj);
             if let Some(old) = &old {
-                idx.remove(&key, old);
+                let before = (idx.func)(old);
+                if before == values {
+                    // Most updates (status, heartbeats) leave the index as it is.
+                    continue;
+                }
+                idx.remove_values(&key, before);
             }
-            idx.insert(&key, &obj);
+            idx.insert_values(&key, values);
         }
         old
     }
