@@ -262,7 +262,7 @@ pub fn prepare_create_meta(obj: &mut Value, namespace: Option<&str>, generation:
 /// Keeps the fields an update may not change (upstream `rest.BeforeUpdate` /
 /// `FillObjectMetaSystemFields`): uid, creationTimestamp, deletion fields, generation.
 pub fn keep_update_meta(new: &mut Value, old: &Value) {
-    let old_meta = old.get("metadata").cloned().unwrap_or(Value::Null);
+    let old_meta = old.get("metadata").unwrap_or(&Value::Null);
     let m = meta_mut(new);
     for f in [
         "uid",

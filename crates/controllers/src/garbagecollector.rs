@@ -212,7 +212,15 @@ fn feed_typed<K: Object>(
                 ev = events.recv() => match ev { Some(ev) => ev, None => return },
             };
             let change = match ev {
-                Event::Added(o) | Event::Updated(_, o) => Change::Upsert(observed(o.as_ref())),
+                Event::Added(o) => Change::Upsert(observed(o.as_ref())),
+                Event::Updated(old, o) => {
+                    let new = observed(o.as_ref());
+                    // Most updates (status, heartbeats) change nothing the graph keeps.
+                    if !new.deleting && observed(old.as_ref()) == new {
+                        continue;
+                    }
+                    Change::Upsert(new)
+                }
                 Event::Deleted(o) => Change::Delete(observed(o.as_ref())),
             };
             if tx.send(change).is_err() {

@@ -55,7 +55,7 @@ pub struct GraphNode {
 }
 
 /// The metadata of an observed object, as the graph keeps it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
     /// The object.
     pub identity: Identity,
