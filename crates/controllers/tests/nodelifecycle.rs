@@ -274,13 +274,9 @@ async fn unreachable_node_is_tainted_and_its_pods_evicted_after_toleration() {
     .await;
 }
 
-#[tokio::test]
-async fn no_eviction_when_every_node_is_down() {
-    let s = support::server().await;
-    ready_node(&s.client, "a").await;
-    ready_node(&s.client, "b").await;
-    pod_on(&s.client, "p", "a", Some(1)).await;
-    tokio::spawn(controllers::nodelifecycle::run(s.context(config())));
+/// Asserts that neither node gets the `NoExecute` unreachable taint and that the pod on `a`
+/// is not evicted, once both nodes are Unknown.
+async fn assert_no_eviction_when_both_down(s: &support::Server) {
     let nodes: Api<Node> = Api::all(s.client.clone());
     support::eventually(10, "both nodes Unknown", || {
         let nodes = nodes.clone();
@@ -309,4 +305,47 @@ async fn no_eviction_when_every_node_is_down() {
             .deletion_timestamp
             .is_none()
     );
+}
+
+#[tokio::test]
+async fn no_eviction_when_every_node_is_down() {
+    let s = support::server().await;
+    ready_node(&s.client, "a").await;
+    ready_node(&s.client, "b").await;
+    pod_on(&s.client, "p", "a", Some(1)).await;
+    tokio::spawn(controllers::nodelifecycle::run(s.context(config())));
+    assert_no_eviction_when_both_down(&s).await;
+}
+
+/// `a` goes down shortly before `b`, often one monitor pass before: the pass that sees `a`
+/// Unknown (and queues its taint, the zone being still Normal) is then the one in which `b`
+/// goes Unknown and the controller enters full disruption. Marking the many pods on `b` not
+/// Ready makes that pass long, so the tainting pass (every 100 ms) writes `a`'s taint during
+/// it, after the pass listed the nodes (before the fix, this test failed every time with "a
+/// tainted in full disruption").
+#[tokio::test]
+async fn no_eviction_when_the_nodes_go_down_one_pass_apart() {
+    let s = support::server().await;
+    ready_node(&s.client, "a").await;
+    ready_node(&s.client, "b").await;
+    // `a` may be tainted for a moment while the zone is still Normal (`b` going down two passes
+    // after `a`): tolerating it for 5 s, the pod is evicted only if the taint stays.
+    pod_on(&s.client, "p", "a", Some(5)).await;
+    for i in 0..40 {
+        pod_on(&s.client, &format!("on-b-{i}"), "b", None).await;
+    }
+    tokio::spawn(controllers::nodelifecycle::run(s.context(config())));
+    // Both heartbeat, then `a` stops, and `b` 150 ms later.
+    let start = tokio::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(1) {
+        renew(&s.client, "a").await;
+        renew(&s.client, "b").await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let a_stopped = tokio::time::Instant::now();
+    while a_stopped.elapsed() < Duration::from_millis(150) {
+        renew(&s.client, "b").await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_no_eviction_when_both_down(&s).await;
 }
