@@ -229,7 +229,11 @@ fn scalar_changes<'v>(
         let Some(rv) = rm.get(k) else {
             return false;
         };
-        if lv == rv {
+        // `metadata` is walked even when equal: what differs in it is mostly not seen
+        // (managedFields, resourceVersion), and comparing those would cost as much.
+        let child_view = view.child(k);
+        let walk_through = child_view != View::Everything && lv.is_object() && rv.is_object();
+        if !walk_through && lv == rv {
             continue;
         }
         // Both objects are of the same kind: one shape check tells how both are compared.
@@ -242,7 +246,7 @@ fn scalar_changes<'v>(
         path.push(k);
         let ok = match (lv, rv) {
             (Value::Object(_), Value::Object(_)) => {
-                scalar_changes(lv, rv, &node.field(k), view.child(k), path, changes)
+                scalar_changes(lv, rv, &node.field(k), child_view, path, changes)
             }
             (a, b) if is_scalar(a) && is_scalar(b) => {
                 changes.push(path.clone());
