@@ -125,6 +125,8 @@ impl From<rusqlite::Error> for StoreError {
 pub struct SqliteStore {
     shared: Arc<Shared>,
     requests: mpsc::Sender<Request>,
+    /// The writer thread, woken when a request must not wait (see [`Deferral`]).
+    writer: std::thread::Thread,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -233,12 +235,18 @@ impl SqliteStore {
         let (ready_tx, ready_rx) = oneshot::channel();
         let (requests, requests_rx) = mpsc::channel(opts.queue_capacity.max(1));
         let path = path.to_owned();
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("store-writer".to_owned())
             .spawn(move || writer_main(path, opts, requests_rx, ready_tx))
-            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?
+            .thread()
+            .clone();
         let shared = ready_rx.await.map_err(|_| StoreError::Closed)??;
-        Ok(Self { shared, requests })
+        Ok(Self {
+            shared,
+            requests,
+            writer,
+        })
     }
 
     /// The database file.
@@ -260,6 +268,7 @@ impl SqliteStore {
     pub async fn close(&self) {
         let (tx, rx) = oneshot::channel();
         if self.requests.send(Request::Close(tx)).await.is_ok() {
+            self.writer.unpark();
             // An error means the writer is gone already, which is what we wait for.
             let _ = rx.await;
         } else {
@@ -273,10 +282,14 @@ impl SqliteStore {
 
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome> {
         let (tx, rx) = oneshot::channel();
+        let deferrable = is_deferrable(&self.shared.opts.deferrable_prefixes, op.key());
         self.requests
             .send(Request::Write(op, tx))
             .await
             .map_err(|_| StoreError::Closed)?;
+        if !deferrable {
+            self.writer.unpark();
+        }
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -500,6 +513,7 @@ impl Store for SqliteStore {
             .send(Request::Compact(revision, tx))
             .await
             .map_err(|_| StoreError::Closed)?;
+        self.writer.unpark();
         rx.await.map_err(|_| StoreError::Closed)?
     }
 }
@@ -872,7 +886,10 @@ fn writer_main(
             compaction_failed: false,
             compact_waiters: Vec::new(),
             checkpointer: Some(checkpointer),
-            deferral: Deferral::new(&opts.deferrable_prefixes, opts.deferred_commit_window),
+            deferral: Deferral {
+                prefixes: opts.deferrable_prefixes.clone(),
+                window: opts.deferred_commit_window,
+            },
         })
     })();
     let mut writer = match init {
@@ -907,68 +924,32 @@ struct Writer {
     deferral: Deferral,
 }
 
+/// Whether a write to `key` may wait to share a commit.
+fn is_deferrable(prefixes: &[String], key: &str) -> bool {
+    prefixes.iter().any(|p| key.starts_with(p.as_str()))
+}
+
 /// Deferred commits: a batch made only of writes to deferrable keys (heartbeats) waits up to
-/// `window` for more requests to share its transaction and fsync. A request of any other kind
-/// ends the wait at once, so only the deferrable writes themselves are ever delayed.
+/// `window` for more requests to share its transaction and fsync. The writer sleeps through the
+/// window (deferrable writes only queue up, they do not wake it); any other request wakes it
+/// (`SqliteStore` unparks the writer thread after sending one) and the batch commits at once,
+/// so only the deferrable writes themselves are ever delayed.
 struct Deferral {
     prefixes: Vec<String>,
     window: Duration,
-    /// A runtime without threads, for receiving with a deadline on the writer's thread (`None`:
-    /// deferral is off).
-    rt: Option<tokio::runtime::Runtime>,
 }
 
 impl Deferral {
-    fn new(prefixes: &[String], window: Duration) -> Self {
-        let rt = if prefixes.is_empty() || window.is_zero() {
-            None
-        } else {
-            match tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .build()
-            {
-                Ok(rt) => Some(rt),
-                Err(err) => {
-                    tracing::warn!(error = %err, "deferred commits are off: no timer runtime");
-                    None
-                }
-            }
-        };
-        Self {
-            prefixes: prefixes.to_vec(),
-            window,
-            rt,
-        }
-    }
-
     fn deferrable(&self, req: &Request) -> bool {
         match req {
-            Request::Write(op, _) => {
-                let key = op.key();
-                self.prefixes.iter().any(|p| key.starts_with(p.as_str()))
-            }
+            Request::Write(op, _) => is_deferrable(&self.prefixes, op.key()),
             Request::Compact(..) | Request::Close(_) => false,
         }
     }
 
     /// Whether `batch` may wait for company.
     fn should_wait(&self, batch: &[Request]) -> bool {
-        self.rt.is_some() && !batch.is_empty() && batch.iter().all(|r| self.deferrable(r))
-    }
-
-    /// The next request, if one arrives before `deadline`.
-    fn recv_until(
-        &self,
-        requests: &mut mpsc::Receiver<Request>,
-        deadline: Instant,
-    ) -> Option<Request> {
-        let rt = self.rt.as_ref()?;
-        rt.block_on(async {
-            tokio::time::timeout_at(deadline.into(), requests.recv())
-                .await
-                .ok()
-                .flatten()
-        })
+        !self.window.is_zero() && !batch.is_empty() && batch.iter().all(|r| self.deferrable(r))
     }
 }
 
@@ -1014,29 +995,49 @@ impl Writer {
                 }
                 if closers.is_empty() && self.deferral.should_wait(&batch) {
                     let deadline = Instant::now() + self.deferral.window;
-                    while batch.len() < max_batch {
-                        let Some(req) = self.deferral.recv_until(requests, deadline) else {
-                            break;
-                        };
-                        if let Request::Close(tx) = req {
-                            closers.push(tx);
+                    'wait: loop {
+                        let now = Instant::now();
+                        if now >= deadline {
                             break;
                         }
-                        let deferrable = self.deferral.deferrable(&req);
-                        batch.push(req);
-                        if !deferrable {
-                            // Commit now, with whatever else is already queued.
-                            while batch.len() < max_batch {
-                                match requests.try_recv() {
-                                    Ok(Request::Close(tx)) => {
-                                        closers.push(tx);
-                                        break;
-                                    }
-                                    Ok(req) => batch.push(req),
-                                    Err(_) => break,
+                        std::thread::park_timeout(deadline - now);
+                        while batch.len() < max_batch {
+                            match requests.try_recv() {
+                                Ok(Request::Close(tx)) => {
+                                    closers.push(tx);
+                                    break 'wait;
                                 }
+                                Ok(req) => {
+                                    let deferrable = self.deferral.deferrable(&req);
+                                    batch.push(req);
+                                    if !deferrable {
+                                        // Commit now, with whatever else is already queued.
+                                        while batch.len() < max_batch {
+                                            match requests.try_recv() {
+                                                Ok(Request::Close(tx)) => {
+                                                    closers.push(tx);
+                                                    break;
+                                                }
+                                                Ok(req) => batch.push(req),
+                                                Err(_) => break,
+                                            }
+                                        }
+                                        break 'wait;
+                                    }
+                                }
+                                Err(_) => break,
                             }
+                        }
+                        if batch.len() >= max_batch {
                             break;
+                        }
+                    }
+                    // What arrived during the last sleep.
+                    while closers.is_empty() && batch.len() < max_batch {
+                        match requests.try_recv() {
+                            Ok(Request::Close(tx)) => closers.push(tx),
+                            Ok(req) => batch.push(req),
+                            Err(_) => break,
                         }
                     }
                 }
