@@ -34,7 +34,17 @@ pub fn validate_object_meta(r: &ResourceInfo, obj: &Value) -> ErrorList {
     )
 }
 
-/// Validates what an update changed in metadata.
-pub fn validate_object_meta_update(new: &Value, old: &Value) -> ErrorList {
-    api::validation::validate_object_meta_update(&meta(new), &meta(old), &Path::new("metadata"))
+/// [`validate_object_meta`] of an updated object, and what the update changed in its metadata
+/// (upstream `ValidateObjectMetaUpdate`), decoding the new metadata once.
+pub fn validate_updated_object_meta(r: &ResourceInfo, new: &Value, old: &Value) -> ErrorList {
+    let path = Path::new("metadata");
+    let new = meta(new);
+    let mut errs =
+        api::validation::validate_object_meta(&new, r.namespaced, name_validator(r), &path);
+    errs.extend(api::validation::validate_object_meta_update(
+        &new,
+        &meta(old),
+        &path,
+    ));
+    errs
 }

@@ -702,9 +702,8 @@ pub fn prepare_update_with(
         object::meta_mut(&mut new).insert("generation".into(), json!(g));
     }
     let mut errs = strategy.validate_update(&new, old);
-    errs.extend(crate::meta_validation::validate_object_meta(r, &new));
-    errs.extend(crate::meta_validation::validate_object_meta_update(
-        &new, old,
+    errs.extend(crate::meta_validation::validate_updated_object_meta(
+        r, &new, old,
     ));
     if !errs.is_empty() {
         return Err(invalid(r, &name, errs));
