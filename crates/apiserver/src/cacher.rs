@@ -67,12 +67,30 @@ pub struct CachedObject {
     pub labels: BTreeMap<String, String>,
     /// Selectable fields (besides metadata.name/namespace), for field selectors.
     pub fields: Vec<(&'static str, String)>,
+    /// The parsed object, kept for small objects that this server wrote (see
+    /// [`Cacher::remember_parsed`]): their next update starts from it instead of parsing `raw`.
+    /// Dropped when a newer version replaces this one.
+    pub parsed: parking_lot::Mutex<Option<Arc<Value>>>,
 }
 
 impl CachedObject {
+    /// The largest object ([`CachedObject::raw`] bytes) whose parsed form is kept.
+    pub const KEEP_PARSED_MAX: usize = 2048;
+
     /// The parsed object.
     pub fn value(&self) -> Value {
-        serde_json::from_slice(&self.raw).unwrap_or(Value::Null)
+        match &*self.parsed.lock() {
+            Some(v) => Value::clone(v),
+            None => serde_json::from_slice(&self.raw).unwrap_or(Value::Null),
+        }
+    }
+
+    /// The parsed object, shared when it is kept (no copy).
+    pub fn shared_value(&self) -> Arc<Value> {
+        match &*self.parsed.lock() {
+            Some(v) => v.clone(),
+            None => Arc::new(serde_json::from_slice(&self.raw).unwrap_or(Value::Null)),
+        }
     }
 
     /// The value of a selectable field.
@@ -362,6 +380,7 @@ impl Cacher {
             raw,
             labels,
             fields,
+            parsed: Default::default(),
         })
     }
 
@@ -384,6 +403,7 @@ impl Cacher {
             raw: Bytes::from(raw),
             labels: meta.labels.unwrap_or_default(),
             fields: Vec::new(),
+            parsed: Default::default(),
         })
     }
 
@@ -413,6 +433,10 @@ impl Cacher {
                 Event::Put { .. } => rc.objects.insert(obj.key.clone(), obj.clone()),
                 Event::Delete { .. } => rc.objects.remove(&obj.key),
             };
+            if let Some(p) = &prev {
+                // Old versions stay in the event window; their parsed form is not needed.
+                p.parsed.lock().take();
+            }
             let type_ = match (&ev, &prev) {
                 (Event::Delete { .. }, _) => EventType::Deleted,
                 (Event::Put { .. }, Some(_)) => EventType::Modified,
@@ -487,6 +511,29 @@ impl Cacher {
     /// One object.
     pub fn get(&self, r: &ResourceInfo, key: &str) -> Option<Arc<CachedObject>> {
         self.rc(r).read().objects.get(key).cloned()
+    }
+
+    /// Keeps `obj`, the parsed form of an object this server just wrote at `rv` (`stored_len`
+    /// bytes in the store), with the cached object once the cache holds that version, if it is
+    /// small ([`CachedObject::KEEP_PARSED_MAX`]). `obj` must equal what parsing the cached bytes
+    /// gives.
+    pub async fn remember_parsed(
+        &self,
+        r: &ResourceInfo,
+        key: &str,
+        rv: Revision,
+        stored_len: usize,
+        obj: Value,
+    ) {
+        if stored_len > CachedObject::KEEP_PARSED_MAX || self.wait_for(rv).await.is_err() {
+            return;
+        }
+        if let Some(cached) = self.rc(r).read().objects.get(key)
+            && cached.rv == rv
+            && cached.raw.len() <= CachedObject::KEEP_PARSED_MAX
+        {
+            *cached.parsed.lock() = Some(Arc::new(obj));
+        }
     }
 
     /// Every object under `prefix` that passes `filter`, with keys strictly after `start_after`.

@@ -216,6 +216,7 @@ mod tests {
                     raw: bytes::Bytes::from(serde_json::to_vec(&v).unwrap()),
                     labels: Default::default(),
                     fields: Vec::new(),
+                    parsed: Default::default(),
                 })
             })
             .collect();

@@ -267,15 +267,20 @@ impl Written {
 
     /// The response for the client of `r`: `obj` as that client sees it.
     pub fn into_response(self, r: &ResourceInfo, code: StatusCode) -> Response {
-        if crate::conversion::from_storage(r).is_none()
-            && let Some(raw) = self
-                .stored
-                .as_deref()
-                .and_then(|b| object::with_resource_version(b, self.rv))
-        {
-            return super::json_response(code, raw, "application/json");
+        match self.stored_response(r, code) {
+            Some(resp) => resp,
+            None => json_value(code, &crate::conversion::present(r, self.obj)),
         }
-        json_value(code, &crate::conversion::present(r, self.obj))
+    }
+
+    /// The response made from the stored bytes, when this call stored them and the client of
+    /// `r` sees the storage form.
+    fn stored_response(&self, r: &ResourceInfo, code: StatusCode) -> Option<Response> {
+        if crate::conversion::from_storage(r).is_some() {
+            return None;
+        }
+        let raw = object::with_resource_version(self.stored.as_deref()?, self.rv)?;
+        Some(super::json_response(code, raw, "application/json"))
     }
 }
 
@@ -508,7 +513,7 @@ where
             state.cacher.wait_for(p).await.ok();
         }
         let cur = state.cacher.get(r, key);
-        let cur_v = cur.as_ref().map(|c| c.value());
+        let cur_v = cur.as_ref().map(|c| c.shared_value());
         if let (Some(p), Some(c)) = (precondition, &cur)
             && p != c.rv
         {
@@ -524,11 +529,16 @@ where
             waited_fresh = true;
             continue;
         }
-        let outcome = f(cur_v.as_ref())?;
+        let outcome = f(cur_v.as_deref())?;
         let mut new = match outcome {
             UpdateOutcome::Unchanged => {
                 return cur_v
-                    .map(|obj| Written::new(obj, cur.as_ref().map(|c| c.rv).unwrap_or(0)))
+                    .map(|obj| {
+                        Written::new(
+                            Arc::unwrap_or_clone(obj),
+                            cur.as_ref().map(|c| c.rv).unwrap_or(0),
+                        )
+                    })
                     .ok_or_else(|| ApiError::not_found(r.qualified(), name));
             }
             UpdateOutcome::Write(v) => v,
@@ -833,7 +843,18 @@ pub async fn update(
     } else {
         StatusCode::OK
     };
-    let mut resp = w.into_response(&t.r, code);
+    let mut resp = match w.stored_response(&t.r, code) {
+        Some(resp) => {
+            // The next update of this object (a heartbeat, typically) starts from it.
+            let stored_len = w.stored.as_ref().map_or(0, Bytes::len);
+            state
+                .cacher
+                .remember_parsed(&t.r, &t.key(), w.rv, stored_len, w.obj)
+                .await;
+            resp
+        }
+        None => w.into_response(&t.r, code),
+    };
     warnings.apply(&mut resp);
     Ok(resp)
 }
