@@ -75,7 +75,7 @@ pub struct CachedObject {
 
 impl CachedObject {
     /// The largest object ([`CachedObject::raw`] bytes) whose parsed form is kept.
-    pub const KEEP_PARSED_MAX: usize = 2048;
+    pub const KEEP_PARSED_MAX: usize = 1536;
 
     /// The parsed object.
     pub fn value(&self) -> Value {
@@ -139,6 +139,8 @@ struct ResourceCache {
     /// The rv of the last event applied to this resource.
     last_rv: Revision,
     tx: broadcast::Sender<Arc<CacheEvent>>,
+    /// Parsed forms of versions written but not applied yet (see [`Cacher::remember_parsed`]).
+    parsed_pending: HashMap<String, (Revision, Arc<Value>)>,
 }
 
 /// Errors of cache reads.
@@ -210,6 +212,7 @@ impl Cacher {
         for r in registry.all() {
             resources.entry(r.key_prefix).or_insert_with(|| {
                 RwLock::new(ResourceCache {
+                    parsed_pending: HashMap::new(),
                     objects: BTreeMap::new(),
                     window: VecDeque::new(),
                     window_start: 0,
@@ -437,6 +440,13 @@ impl Cacher {
                 // Old versions stay in the event window; their parsed form is not needed.
                 p.parsed.lock().take();
             }
+            if let Some((pending_rv, parsed)) = rc.parsed_pending.remove(&obj.key)
+                && pending_rv == rev
+                && matches!(ev, Event::Put { .. })
+                && obj.raw.len() <= CachedObject::KEEP_PARSED_MAX
+            {
+                *obj.parsed.lock() = Some(parsed);
+            }
             let type_ = match (&ev, &prev) {
                 (Event::Delete { .. }, _) => EventType::Deleted,
                 (Event::Put { .. }, Some(_)) => EventType::Modified,
@@ -514,10 +524,10 @@ impl Cacher {
     }
 
     /// Keeps `obj`, the parsed form of an object this server just wrote at `rv` (`stored_len`
-    /// bytes in the store), with the cached object once the cache holds that version, if it is
-    /// small ([`CachedObject::KEEP_PARSED_MAX`]). `obj` must equal what parsing the cached bytes
-    /// gives.
-    pub async fn remember_parsed(
+    /// bytes in the store), with that version of the cached object if it is small
+    /// ([`CachedObject::KEEP_PARSED_MAX`]); the version may be applied before or after this
+    /// call. `obj` must equal what parsing the cached bytes gives.
+    pub fn remember_parsed(
         &self,
         r: &ResourceInfo,
         key: &str,
@@ -525,14 +535,18 @@ impl Cacher {
         stored_len: usize,
         obj: Value,
     ) {
-        if stored_len > CachedObject::KEEP_PARSED_MAX || self.wait_for(rv).await.is_err() {
+        if stored_len > CachedObject::KEEP_PARSED_MAX {
             return;
         }
-        if let Some(cached) = self.rc(r).read().objects.get(key)
-            && cached.rv == rv
-            && cached.raw.len() <= CachedObject::KEEP_PARSED_MAX
-        {
-            *cached.parsed.lock() = Some(Arc::new(obj));
+        let mut rc = self.rc(r).write();
+        match rc.objects.get(key) {
+            Some(cached) if cached.rv == rv => *cached.parsed.lock() = Some(Arc::new(obj)),
+            Some(cached) if cached.rv > rv => {}
+            _ if rc.last_rv >= rv => {}
+            _ => {
+                rc.parsed_pending
+                    .insert(key.to_owned(), (rv, Arc::new(obj)));
+            }
         }
     }
 

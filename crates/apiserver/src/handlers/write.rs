@@ -849,8 +849,7 @@ pub async fn update(
             let stored_len = w.stored.as_ref().map_or(0, Bytes::len);
             state
                 .cacher
-                .remember_parsed(&t.r, &t.key(), w.rv, stored_len, w.obj)
-                .await;
+                .remember_parsed(&t.r, &t.key(), w.rv, stored_len, w.obj);
             resp
         }
         None => w.into_response(&t.r, code),
