@@ -440,7 +440,8 @@ impl Cacher {
                 // Old versions stay in the event window; their parsed form is not needed.
                 p.parsed.lock().take();
             }
-            if let Some((pending_rv, parsed)) = rc.parsed_pending.remove(&obj.key)
+            if !rc.parsed_pending.is_empty()
+                && let Some((pending_rv, parsed)) = rc.parsed_pending.remove(&obj.key)
                 && pending_rv == rev
                 && matches!(ev, Event::Put { .. })
                 && obj.raw.len() <= CachedObject::KEEP_PARSED_MAX

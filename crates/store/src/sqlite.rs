@@ -924,6 +924,23 @@ struct Writer {
     deferral: Deferral,
 }
 
+/// Moves queued requests into `batch` until the queue is empty, the batch is full or a `Close`
+/// arrives (it goes into `closers`).
+fn drain(
+    requests: &mut mpsc::Receiver<Request>,
+    batch: &mut Vec<Request>,
+    closers: &mut Vec<oneshot::Sender<()>>,
+    max_batch: usize,
+) {
+    while closers.is_empty() && batch.len() < max_batch {
+        match requests.try_recv() {
+            Ok(Request::Close(tx)) => closers.push(tx),
+            Ok(req) => batch.push(req),
+            Err(_) => break,
+        }
+    }
+}
+
 /// Whether a write to `key` may wait to share a commit.
 fn is_deferrable(prefixes: &[String], key: &str) -> bool {
     prefixes.iter().any(|p| key.starts_with(p.as_str()))
@@ -974,72 +991,34 @@ impl Writer {
                     None => return Vec::new(),
                 }
             };
-            if let Some(mut next) = first {
+            if let Some(first) = first {
                 let mut batch = Vec::new();
                 let mut closers = Vec::new();
-                loop {
-                    match next {
-                        Request::Close(tx) => {
-                            closers.push(tx);
-                            break;
-                        }
-                        req => batch.push(req),
-                    }
-                    if batch.len() >= max_batch {
-                        break;
-                    }
-                    match requests.try_recv() {
-                        Ok(req) => next = req,
-                        Err(_) => break,
-                    }
+                match first {
+                    Request::Close(tx) => closers.push(tx),
+                    req => batch.push(req),
                 }
+                drain(requests, &mut batch, &mut closers, max_batch);
                 if closers.is_empty() && self.deferral.should_wait(&batch) {
                     let deadline = Instant::now() + self.deferral.window;
-                    'wait: loop {
+                    loop {
                         let now = Instant::now();
                         if now >= deadline {
                             break;
                         }
                         std::thread::park_timeout(deadline - now);
-                        while batch.len() < max_batch {
-                            match requests.try_recv() {
-                                Ok(Request::Close(tx)) => {
-                                    closers.push(tx);
-                                    break 'wait;
-                                }
-                                Ok(req) => {
-                                    let deferrable = self.deferral.deferrable(&req);
-                                    batch.push(req);
-                                    if !deferrable {
-                                        // Commit now, with whatever else is already queued.
-                                        while batch.len() < max_batch {
-                                            match requests.try_recv() {
-                                                Ok(Request::Close(tx)) => {
-                                                    closers.push(tx);
-                                                    break;
-                                                }
-                                                Ok(req) => batch.push(req),
-                                                Err(_) => break,
-                                            }
-                                        }
-                                        break 'wait;
-                                    }
-                                }
-                                Err(_) => break,
-                            }
-                        }
-                        if batch.len() >= max_batch {
+                        let before = batch.len();
+                        drain(requests, &mut batch, &mut closers, max_batch);
+                        // Anything but a heartbeat commits now, with whatever else is queued.
+                        if !closers.is_empty()
+                            || batch.len() >= max_batch
+                            || batch[before..].iter().any(|r| !self.deferral.deferrable(r))
+                        {
                             break;
                         }
                     }
                     // What arrived during the last sleep.
-                    while closers.is_empty() && batch.len() < max_batch {
-                        match requests.try_recv() {
-                            Ok(Request::Close(tx)) => closers.push(tx),
-                            Ok(req) => batch.push(req),
-                            Err(_) => break,
-                        }
-                    }
+                    drain(requests, &mut batch, &mut closers, max_batch);
                 }
                 if !batch.is_empty() {
                     self.apply_batch(batch);

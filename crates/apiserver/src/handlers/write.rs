@@ -781,59 +781,46 @@ pub async fn update(
     let r = t.r.clone();
     let sub = t.sub;
     let ns = t.namespace.clone();
+    let key = t.key();
     let mut created = false;
     // A PUT that creates (endpoints) needs an existing, active namespace like a POST.
-    if r.strategy.allow_create_on_update()
-        && sub.is_none()
-        && state.cacher.get(&r, &t.key()).is_none()
+    if r.strategy.allow_create_on_update() && sub.is_none() && state.cacher.get(&r, &key).is_none()
     {
         check_namespace(state, &r, ns.as_deref()).await?;
     }
     let mut reserved = Vec::new();
     let mut alloc = service_update_alloc(state, &r, sub, &mut reserved);
-    let result = guaranteed_update(
-        state,
-        &r,
-        &t.key(),
-        &name,
-        precondition,
-        dry,
-        |cur| match cur {
-            None => {
-                if r.strategy.allow_create_on_update() && sub.is_none() {
-                    created = true;
-                    let mut o = obj.clone();
-                    object::prepare_create_meta(
-                        &mut o,
-                        ns.as_deref(),
-                        r.strategy.tracks_generation(),
-                    );
-                    r.strategy.default_fields(&mut o);
-                    crate::patching::track_create(&r, &mut o, &manager);
-                    r.strategy.admit(&mut o);
-                    r.strategy.prepare_for_create(
-                        &mut o,
-                        StrategyCtx {
-                            namespace: ns.as_deref(),
-                        },
-                    );
-                    let mut errs = r.strategy.validate(&o);
-                    errs.extend(crate::meta_validation::validate_object_meta(&r, &o));
-                    if !errs.is_empty() {
-                        return Err(invalid(&r, &name, errs));
-                    }
-                    Ok(UpdateOutcome::Write(o))
-                } else {
-                    Err(ApiError::not_found(r.qualified(), &name))
+    let result = guaranteed_update(state, &r, &key, &name, precondition, dry, |cur| match cur {
+        None => {
+            if r.strategy.allow_create_on_update() && sub.is_none() {
+                created = true;
+                let mut o = obj.clone();
+                object::prepare_create_meta(&mut o, ns.as_deref(), r.strategy.tracks_generation());
+                r.strategy.default_fields(&mut o);
+                crate::patching::track_create(&r, &mut o, &manager);
+                r.strategy.admit(&mut o);
+                r.strategy.prepare_for_create(
+                    &mut o,
+                    StrategyCtx {
+                        namespace: ns.as_deref(),
+                    },
+                );
+                let mut errs = r.strategy.validate(&o);
+                errs.extend(crate::meta_validation::validate_object_meta(&r, &o));
+                if !errs.is_empty() {
+                    return Err(invalid(&r, &name, errs));
                 }
+                Ok(UpdateOutcome::Write(o))
+            } else {
+                Err(ApiError::not_found(r.qualified(), &name))
             }
-            Some(old) => {
-                let mut new = prepare_update_with(&r, sub, obj.clone(), old, &mut alloc)?;
-                crate::patching::track_update(&r, old, &mut new, &manager, sub);
-                Ok(UpdateOutcome::Write(new))
-            }
-        },
-    )
+        }
+        Some(old) => {
+            let mut new = prepare_update_with(&r, sub, obj.clone(), old, &mut alloc)?;
+            crate::patching::track_update(&r, old, &mut new, &manager, sub);
+            Ok(UpdateOutcome::Write(new))
+        }
+    })
     .await;
     drop(alloc);
     release_service_reservations(state, result.as_ref().ok().map(|w| w.rv), reserved).await;
@@ -849,7 +836,7 @@ pub async fn update(
             let stored_len = w.stored.as_ref().map_or(0, Bytes::len);
             state
                 .cacher
-                .remember_parsed(&t.r, &t.key(), w.rv, stored_len, w.obj);
+                .remember_parsed(&t.r, &key, w.rv, stored_len, w.obj);
             resp
         }
         None => w.into_response(&t.r, code),
