@@ -14,11 +14,12 @@
 pub mod tainteviction;
 pub mod taints;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use informers::workqueue::{Requeue, run_workers};
 use informers::{Event, EventType, Informer, Recorder, WorkQueue};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -111,37 +112,74 @@ pub fn compute_zone_state(ready: &[Option<String>]) -> ZoneState {
         .iter()
         .filter(|s| s.as_deref() == Some("True"))
         .count();
-    let not_ready = ready.len() - ready_nodes;
-    if ready_nodes == 0 && not_ready > 0 {
-        ZoneState::FullDisruption
-    } else if not_ready > 2 && not_ready as f64 / ready.len() as f64 >= UNHEALTHY_ZONE_THRESHOLD {
-        ZoneState::PartialDisruption
-    } else {
-        ZoneState::Normal
+    ZoneCount {
+        ready: ready_nodes,
+        total: ready.len(),
+    }
+    .state()
+}
+
+/// The nodes of a zone in a monitor pass: how many, and how many of them are Ready (what
+/// upstream `ComputeZoneState` counts in its list of Ready conditions).
+#[derive(Debug, Clone, Copy, Default)]
+struct ZoneCount {
+    ready: usize,
+    total: usize,
+}
+
+impl ZoneCount {
+    fn state(self) -> ZoneState {
+        let not_ready = self.total - self.ready;
+        if self.ready == 0 && not_ready > 0 {
+            ZoneState::FullDisruption
+        } else if not_ready > 2 && not_ready as f64 / self.total as f64 >= UNHEALTHY_ZONE_THRESHOLD
+        {
+            ZoneState::PartialDisruption
+        } else {
+            ZoneState::Normal
+        }
     }
 }
 
 /// The zone of a node: `region:\0:zone` from the topology labels (upstream `GetZoneKey`).
 pub fn zone_key(node: &Node) -> String {
-    let labels = node.metadata.labels.as_ref();
-    let get = |a: &str, b: &str| {
-        labels
-            .and_then(|l| l.get(a).or_else(|| l.get(b)))
-            .cloned()
-            .unwrap_or_default()
-    };
-    let region = get(
-        "topology.kubernetes.io/region",
-        "failure-domain.beta.kubernetes.io/region",
-    );
-    let zone = get(
-        "topology.kubernetes.io/zone",
-        "failure-domain.beta.kubernetes.io/zone",
-    );
-    if region.is_empty() && zone.is_empty() {
-        String::new()
-    } else {
-        format!("{region}:\x00:{zone}")
+    ZoneKey::of(node).to_key()
+}
+
+/// A node's region and zone, borrowed from its labels: counting a monitor pass's nodes by zone
+/// builds the [`zone_key`] of each zone once, not of each node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct ZoneKey<'a> {
+    region: &'a str,
+    zone: &'a str,
+}
+
+impl<'a> ZoneKey<'a> {
+    fn of(node: &'a Node) -> Self {
+        let labels = node.metadata.labels.as_ref();
+        let get = |a: &str, b: &str| {
+            labels
+                .and_then(|l| l.get(a).or_else(|| l.get(b)))
+                .map_or("", String::as_str)
+        };
+        ZoneKey {
+            region: get(
+                "topology.kubernetes.io/region",
+                "failure-domain.beta.kubernetes.io/region",
+            ),
+            zone: get(
+                "topology.kubernetes.io/zone",
+                "failure-domain.beta.kubernetes.io/zone",
+            ),
+        }
+    }
+
+    fn to_key(self) -> String {
+        if self.region.is_empty() && self.zone.is_empty() {
+            String::new()
+        } else {
+            format!("{}:\x00:{}", self.region, self.zone)
+        }
     }
 }
 
@@ -217,9 +255,11 @@ impl Zone {
 }
 
 /// What the controller remembers of a node (upstream `nodeHealthData`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct Health {
-    ready: Option<NodeCondition>,
+    /// The `lastHeartbeatTime` of the node's Ready condition when last seen; `None` if the node
+    /// had no Ready condition then (of the condition upstream keeps, only this is compared).
+    ready: Option<Option<Timestamp>>,
     probe: Instant,
     lease_renew: Option<Timestamp>,
 }
@@ -231,8 +271,8 @@ struct Controller {
     pods: Informer<Pod>,
     monitor_grace: Duration,
     startup_grace: Duration,
+    /// Every node seen by a monitor pass (its keys are upstream `knownNodeSet`).
     health: Mutex<HashMap<String, Health>>,
-    known: Mutex<HashSet<String>>,
     zones: Mutex<HashMap<String, Zone>>,
     retry: Mutex<HashSet<String>>,
     /// Held by the `NoExecute` tainting pass for its whole run (taint writes included) and by
@@ -331,6 +371,11 @@ fn instant_of(t: Timestamp) -> Instant {
     }
 }
 
+/// The node's name (empty if it has none).
+fn name_of(node: &Node) -> &str {
+    node.metadata.name.as_deref().unwrap_or("")
+}
+
 /// Now, to the second (what a `Time` keeps).
 fn now_time() -> Time {
     let now = Timestamp::now();
@@ -344,6 +389,60 @@ fn node_ref(node: &Node) -> ObjectReference {
         name: node.metadata.name.clone(),
         uid: node.metadata.uid.clone(),
         ..Default::default()
+    }
+}
+
+/// Whether the node has the `NoExecute` taint `key` (upstream `TaintExists` with a taint
+/// template, without making one).
+fn has_no_execute_taint(node: &Node, key: &str) -> bool {
+    taints::node_taints(node)
+        .iter()
+        .any(|t| t.key == key && t.effect == NO_EXECUTE)
+}
+
+/// Whether the node has the `NoExecute` unreachable or not-ready taint.
+fn has_unreachable_or_not_ready_taint(node: &Node) -> bool {
+    has_no_execute_taint(node, TAINT_NODE_UNREACHABLE)
+        || has_no_execute_taint(node, TAINT_NODE_NOT_READY)
+}
+
+/// The result of a node's check in a monitor pass: its zone and whether its Ready condition
+/// (`current`, after the update) is True, unless it is excluded from disruption checks.
+fn zone_status<'a>(node: &'a Node, current: Option<&str>) -> Option<(ZoneKey<'a>, bool)> {
+    let excluded = node
+        .metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.contains_key(LABEL_EXCLUDE_DISRUPTION));
+    (!excluded).then(|| (ZoneKey::of(node), current == Some("True")))
+}
+
+/// When the node was created (now if unknown).
+fn creation_time(node: &Node) -> Time {
+    node.metadata
+        .creation_timestamp
+        .clone()
+        .unwrap_or_else(now_time)
+}
+
+/// The status of a node's Ready condition in a monitor pass, before any update (see
+/// [`Controller::observe_node_health`]).
+#[derive(Debug, Clone, Copy)]
+struct Observation<'a> {
+    /// The status of the Ready condition; Unknown if there is none.
+    observed: &'a str,
+    /// The status of the Ready condition, if any.
+    current: Option<&'a str>,
+    /// Neither heartbeat nor lease for longer than the grace period: the conditions are to be
+    /// set to Unknown.
+    unheard: bool,
+}
+
+impl Observation<'_> {
+    /// Whether the node is Ready and heard of, and has no `NoExecute` taint to remove: nothing
+    /// to write (see [`Controller::check_quiet_node`]).
+    fn is_quiet(&self, node: &Node) -> bool {
+        !self.unheard && self.current == Some("True") && !has_unreachable_or_not_ready_taint(node)
     }
 }
 
@@ -426,7 +525,6 @@ impl Controller {
             monitor_grace: ctx.config.node_monitor_grace_period,
             startup_grace: ctx.config.node_startup_grace_period,
             health: Mutex::new(HashMap::new()),
-            known: Mutex::new(HashSet::new()),
             zones: Mutex::new(HashMap::new()),
             retry: Mutex::new(HashSet::new()),
             evictor: tokio::sync::Mutex::new(()),
@@ -456,31 +554,29 @@ impl Controller {
     async fn monitor_node_health(self: &Arc<Self>) {
         let nodes = self.nodes.list();
         let (added, deleted) = {
-            let mut known = self.known.lock();
-            let current: HashSet<&str> = nodes
+            // The nodes known are those of the health map: the checks below add every listed
+            // node to it, the deletions below remove the others.
+            let known = self.health.lock();
+            let added: Vec<&Node> = nodes
                 .iter()
-                .filter_map(|n| n.metadata.name.as_deref())
+                .map(|n| n.as_ref())
+                .filter(|n| !known.contains_key(name_of(n)))
                 .collect();
-            let added: Vec<Arc<Node>> = nodes
-                .iter()
-                .filter(|n| !known.contains(n.metadata.name.as_deref().unwrap_or("")))
-                .cloned()
-                .collect();
-            let deleted: Vec<String> = known
-                .iter()
-                .filter(|k| !current.contains(k.as_str()))
-                .cloned()
-                .collect();
-            for n in &added {
-                known.insert(n.metadata.name.clone().unwrap_or_default());
-            }
-            for d in &deleted {
-                known.remove(d);
+            // Names are unique: some known nodes are gone only if the known and the added ones
+            // are more than the listed ones.
+            let mut deleted = Vec::new();
+            if known.len() + added.len() > nodes.len() {
+                let current: HashSet<&str> = nodes.iter().map(|n| name_of(n)).collect();
+                deleted = known
+                    .keys()
+                    .filter(|k| !current.contains(k.as_str()))
+                    .cloned()
+                    .collect();
             }
             (added, deleted)
         };
-        for n in &added {
-            let name = n.metadata.name.as_deref().unwrap_or("");
+        for n in added {
+            let name = name_of(n);
             tracing::debug!(node = name, "Controller observed a new Node");
             self.recorder.event_ref(
                 node_ref(n),
@@ -516,143 +612,184 @@ impl Controller {
             }
         }
 
-        let results: Vec<Option<(String, Option<String>)>> =
-            futures::stream::iter(nodes.iter().cloned())
-                .map(|node| {
-                    let this = self.clone();
-                    async move { this.check_node(node).await }
-                })
-                .buffer_unordered(WORKERS)
-                .collect()
-                .await;
-        let mut zone_conditions: HashMap<String, Vec<Option<String>>> = HashMap::new();
-        for (zone, status) in results.into_iter().flatten() {
-            zone_conditions.entry(zone).or_default().push(status);
+        // (A few zones: ordered by their short keys, found without hashing.)
+        let mut by_zone: BTreeMap<ZoneKey, ZoneCount> = BTreeMap::new();
+        let mut count = |checked| {
+            if let Some((zone, ready)) = checked {
+                let count = by_zone.entry(zone).or_default();
+                count.total += 1;
+                count.ready += usize::from(ready);
+            }
+        };
+        // Quiet nodes are done at once; the others, which have API calls to make, `WORKERS` at a
+        // time.
+        let mut busy = Vec::new();
+        for node in &nodes {
+            let seen = self.observe_node_health(node);
+            if seen.is_quiet(node) {
+                count(self.check_quiet_node(node));
+            } else {
+                busy.push((node.as_ref(), seen));
+            }
         }
-        self.handle_disruption(&zone_conditions).await;
+        // (Not `stream::iter(..).map(..).buffer_unordered(..)`: a closure making futures that
+        // borrow the nodes does not make a `Send` future.)
+        let mut pending = busy.into_iter();
+        let mut checks = FuturesUnordered::new();
+        loop {
+            while checks.len() < WORKERS
+                && let Some((node, seen)) = pending.next()
+            {
+                checks.push(self.check_node(node, seen));
+            }
+            let Some(checked) = checks.next().await else {
+                break;
+            };
+            count(checked);
+        }
+        let zone_counts: HashMap<String, ZoneCount> = by_zone
+            .into_iter()
+            .map(|(zone, count)| (zone.to_key(), count))
+            .collect();
+        self.handle_disruption(&zone_counts).await;
     }
 
-    /// One node of a monitor pass: its zone and current Ready status, unless it is excluded
-    /// from disruption checks or its health could not be updated.
-    async fn check_node(&self, node: Arc<Node>) -> Option<(String, Option<String>)> {
-        let name = node.metadata.name.clone().unwrap_or_default();
-        let (observed, current) = match self.try_update_node_health(&node).await {
+    /// One node of a monitor pass, after [`Controller::observe_node_health`]: its zone and
+    /// whether it is Ready now, unless it is excluded from disruption checks or its health could
+    /// not be updated.
+    async fn check_node<'a>(
+        &self,
+        node: &'a Node,
+        seen: Observation<'a>,
+    ) -> Option<(ZoneKey<'a>, bool)> {
+        let name = name_of(node);
+        let (observed, current) = match self.try_update_node_health(node, seen).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::info!(node = %name, error = %e, "Update health of Node from Controller error; skipping - no pods will be evicted");
                 return None;
             }
         };
-        let excluded = node
-            .metadata
-            .labels
-            .as_ref()
-            .is_some_and(|l| l.contains_key(LABEL_EXCLUDE_DISRUPTION));
-        let out =
-            (!excluded).then(|| (zone_key(&node), current.as_ref().map(|c| c.status.clone())));
+        let out = zone_status(node, current);
         let Some(current) = current else {
             return out;
         };
-        if let Err(e) = self.process_taint_base_eviction(&node, &observed).await {
+        if let Err(e) = self.process_taint_base_eviction(node, observed).await {
             tracing::info!(node = %name, error = %e, "failed to update the NoExecute taints");
         }
-        let needs_retry = self.retry.lock().contains(&name);
-        let transition = current.status != "True" && observed.status == "True";
+        let needs_retry = self.retry.lock().contains(name);
+        let transition = current != "True" && observed == "True";
         if transition {
             self.recorder.event_ref(
-                node_ref(&node),
+                node_ref(node),
                 EventType::Normal,
                 "NodeNotReady",
                 format!("Node {name} status is now: NodeNotReady"),
             );
         }
-        if (transition || (needs_retry && observed.status != "True"))
-            && let Err(e) = self.mark_pods_not_ready(&name).await
+        if (transition || (needs_retry && observed != "True"))
+            && let Err(e) = self.mark_pods_not_ready(name).await
         {
             tracing::info!(node = %name, error = %e, "unable to mark all pods NotReady on node; queuing for retry");
-            self.retry.lock().insert(name);
+            self.retry.lock().insert(name.to_string());
             return out;
         }
-        self.retry.lock().remove(&name);
+        if needs_retry {
+            self.retry.lock().remove(name);
+        }
         out
     }
 
-    /// Upstream `tryUpdateNodeHealth`: returns the observed Ready condition and the current
-    /// one (after the update).
-    async fn try_update_node_health(
-        &self,
-        node: &Node,
-    ) -> Result<(NodeCondition, Option<NodeCondition>), Error> {
-        let name = node.metadata.name.clone().unwrap_or_default();
-        let now = Instant::now();
-        let created = node
-            .metadata
-            .creation_timestamp
-            .clone()
-            .unwrap_or_else(now_time);
-        let current_ready = condition(node, "Ready").cloned();
-        let observed;
-        let grace;
-        let mut health = self.health.lock().get(&name).cloned();
-        match &current_ready {
-            None => {
-                observed = NodeCondition {
-                    type_: "Ready".into(),
-                    status: "Unknown".into(),
-                    last_heartbeat_time: Some(created.clone()),
-                    last_transition_time: Some(created.clone()),
-                    ..Default::default()
-                };
-                grace = self.startup_grace;
-                let probe = health
-                    .as_ref()
-                    .map_or_else(|| instant_of(created.0), |h| h.probe);
-                health = Some(Health {
-                    ready: None,
-                    probe,
-                    lease_renew: health.as_ref().and_then(|h| h.lease_renew),
-                });
-            }
-            Some(c) => {
-                observed = c.clone();
-                grace = self.monitor_grace;
-                let saved = health.as_ref().and_then(|h| h.ready.clone());
-                match (&health, saved) {
-                    (None, _) | (Some(_), None) => {
-                        health = Some(Health {
-                            ready: Some(c.clone()),
-                            probe: now,
-                            lease_renew: health.as_ref().and_then(|h| h.lease_renew),
-                        });
-                    }
-                    (Some(h), Some(s)) if s.last_heartbeat_time != c.last_heartbeat_time => {
-                        health = Some(Health {
-                            ready: Some(c.clone()),
-                            probe: now,
-                            lease_renew: h.lease_renew,
-                        });
-                    }
-                    _ => {}
-                }
-            }
+    /// What [`Controller::check_node`] does for a quiet node: Ready, heard of, without a
+    /// `NoExecute` taint to remove. That is no API call, so no future either (the steady state
+    /// of every node).
+    fn check_quiet_node<'a>(&self, node: &'a Node) -> Option<(ZoneKey<'a>, bool)> {
+        // `process_taint_base_eviction` with Ready True: no taint to remove.
+        self.forget_tainting(node);
+        // Ready: not a transition, no pods to mark not Ready.
+        let mut retry = self.retry.lock();
+        // (`remove` would hash the name even in an empty set.)
+        if !retry.is_empty() {
+            retry.remove(name_of(node));
         }
-        let mut health = health.expect("set in every branch above");
-        // A renewed lease is a heartbeat too.
+        zone_status(node, Some("True"))
+    }
+
+    /// The first part of upstream `tryUpdateNodeHealth`: updates what is remembered of the node
+    /// from its Ready condition and its Lease.
+    fn observe_node_health<'a>(&self, node: &'a Node) -> Observation<'a> {
+        let name = name_of(node);
+        let now = Instant::now();
+        let current_ready = condition(node, "Ready");
         let renew = self
             .leases
-            .get(LEASE_NAMESPACE, &name)
-            .and_then(|l| l.spec.as_ref()?.renew_time.as_ref().map(|t| t.0));
+            .get(LEASE_NAMESPACE, name)
+            .and_then(|l| Some(l.spec.as_ref()?.renew_time.as_ref()?.0));
+        let mut map = self.health.lock();
+        let saved = map.get_mut(name);
+        let lease_renew = saved.as_ref().and_then(|h| h.lease_renew);
+        let (mut health, grace) = match current_ready {
+            None => {
+                let probe = saved
+                    .as_ref()
+                    .map_or_else(|| instant_of(creation_time(node).0), |h| h.probe);
+                let health = Health {
+                    ready: None,
+                    probe,
+                    lease_renew,
+                };
+                (health, self.startup_grace)
+            }
+            Some(c) => {
+                let heartbeat = Some(c.last_heartbeat_time.as_ref().map(|t| t.0));
+                let health = match saved.as_deref() {
+                    // The same heartbeat as last time: nothing happened.
+                    Some(h) if h.ready == heartbeat => *h,
+                    _ => Health {
+                        ready: heartbeat,
+                        probe: now,
+                        lease_renew,
+                    },
+                };
+                (health, self.monitor_grace)
+            }
+        };
+        // A renewed lease is a heartbeat too.
         if let Some(r) = renew
             && health.lease_renew.is_none_or(|saved| saved < r)
         {
             health.lease_renew = Some(r);
             health.probe = now;
         }
-        self.health.lock().insert(name.clone(), health.clone());
-
-        if now <= health.probe + grace {
-            return Ok((observed, current_ready));
+        match saved {
+            Some(h) => *h = health,
+            None => {
+                map.insert(name.to_string(), health);
+            }
         }
+        Observation {
+            observed: current_ready.map_or("Unknown", |c| c.status.as_str()),
+            current: current_ready.map(|c| c.status.as_str()),
+            unheard: now > health.probe + grace,
+        }
+    }
+
+    /// The rest of upstream `tryUpdateNodeHealth`: a node unheard of for longer than its grace
+    /// period gets its conditions set to Unknown. Returns the status of the observed Ready
+    /// condition and that of the current one (after the update).
+    async fn try_update_node_health<'a>(
+        &self,
+        node: &'a Node,
+        seen: Observation<'a>,
+    ) -> Result<(&'a str, Option<&'a str>), Error> {
+        let Observation {
+            observed, current, ..
+        } = seen;
+        if !seen.unheard {
+            return Ok((observed, current));
+        }
+        let name = name_of(node);
+        let created = || creation_time(node);
         // Neither heartbeat nor lease for longer than the grace period: Unknown.
         let now_t = now_time();
         let mut changed = Vec::new();
@@ -663,7 +800,7 @@ impl Controller {
                     status: "Unknown".into(),
                     reason: Some("NodeStatusNeverUpdated".into()),
                     message: Some("Kubelet never posted node status.".into()),
-                    last_heartbeat_time: Some(created.clone()),
+                    last_heartbeat_time: Some(created()),
                     last_transition_time: Some(now_t.clone()),
                 }),
                 Some(c) if c.status != "Unknown" => changed.push(NodeCondition {
@@ -676,47 +813,41 @@ impl Controller {
                 Some(_) => {}
             }
         }
-        let new_ready = changed
-            .iter()
-            .find(|c| c.type_ == "Ready")
-            .cloned()
-            .or_else(|| current_ready.clone());
-        if changed.iter().any(|c| c.type_ == "Ready") {
-            let api: Api<Node> = Api::all(self.client.clone());
-            let patch = serde_json::json!({
-                "metadata": {"resourceVersion": node.metadata.resource_version},
-                "status": {"conditions": changed},
-            });
-            api.patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch))
-                .await?;
-            tracing::info!(node = %name, "node stopped posting status; conditions set to Unknown");
-            if let Some(h) = self.health.lock().get_mut(&name) {
-                h.ready = new_ready.clone();
-            }
+        let Some(new_ready) = changed.iter().find(|c| c.type_ == "Ready") else {
+            return Ok((observed, current));
+        };
+        let heartbeat = new_ready.last_heartbeat_time.as_ref().map(|t| t.0);
+        let api: Api<Node> = Api::all(self.client.clone());
+        let patch = serde_json::json!({
+            "metadata": {"resourceVersion": node.metadata.resource_version},
+            "status": {"conditions": changed},
+        });
+        // Boxed: a rare write, whose large future stays out of that of each node's check.
+        Box::pin(api.patch_status(name, &PatchParams::default(), &Patch::Strategic(patch))).await?;
+        tracing::info!(node = %name, "node stopped posting status; conditions set to Unknown");
+        if let Some(h) = self.health.lock().get_mut(name) {
+            h.ready = Some(heartbeat);
         }
-        Ok((observed, new_ready))
+        Ok((observed, Some("Unknown")))
     }
 
-    /// Upstream `processTaintBaseEviction`.
-    async fn process_taint_base_eviction(
-        &self,
-        node: &Node,
-        observed: &NodeCondition,
-    ) -> Result<(), Error> {
-        let not_ready = taint(TAINT_NODE_NOT_READY, NO_EXECUTE);
-        let unreachable = taint(TAINT_NODE_UNREACHABLE, NO_EXECUTE);
-        let node_taints = taints::node_taints(node);
-        match observed.status.as_str() {
+    /// Upstream `processTaintBaseEviction`, from the status of the observed Ready condition.
+    async fn process_taint_base_eviction(&self, node: &Node, observed: &str) -> Result<(), Error> {
+        match observed {
             "False" => {
-                if taint_exists(node_taints, &unreachable) {
-                    swap_taints(&self.client, node, &[not_ready], &[unreachable]).await?;
+                if has_no_execute_taint(node, TAINT_NODE_UNREACHABLE) {
+                    let add = taint(TAINT_NODE_NOT_READY, NO_EXECUTE);
+                    let remove = taint(TAINT_NODE_UNREACHABLE, NO_EXECUTE);
+                    self.swap_taints(node, &[add], &[remove]).await?;
                 } else {
                     self.mark_for_tainting(node);
                 }
             }
             "Unknown" => {
-                if taint_exists(node_taints, &not_ready) {
-                    swap_taints(&self.client, node, &[unreachable], &[not_ready]).await?;
+                if has_no_execute_taint(node, TAINT_NODE_NOT_READY) {
+                    let add = taint(TAINT_NODE_UNREACHABLE, NO_EXECUTE);
+                    let remove = taint(TAINT_NODE_NOT_READY, NO_EXECUTE);
+                    self.swap_taints(node, &[add], &[remove]).await?;
                 } else {
                     self.mark_for_tainting(node);
                 }
@@ -727,6 +858,24 @@ impl Controller {
             _ => {}
         }
         Ok(())
+    }
+
+    /// [`swap_taints`], boxed: a rare write, whose large future stays out of that of each
+    /// node's check.
+    async fn swap_taints(&self, node: &Node, add: &[Taint], remove: &[Taint]) -> Result<(), Error> {
+        Box::pin(swap_taints(&self.client, node, add, remove)).await?;
+        Ok(())
+    }
+
+    /// Takes the node off its zone's tainting queue.
+    fn forget_tainting(&self, node: &Node) {
+        let mut zones = self.zones.lock();
+        // Nothing queued (the steady state): no zone key to build.
+        if zones.values().any(|z| !z.queued.is_empty())
+            && let Some(z) = zones.get_mut(&zone_key(node))
+        {
+            z.remove(name_of(node));
+        }
     }
 
     fn mark_for_tainting(&self, node: &Node) {
@@ -741,19 +890,13 @@ impl Controller {
     /// Removes the `NoExecute` not-ready/unreachable taints and forgets a queued tainting
     /// (upstream `markNodeAsReachable`).
     async fn mark_node_as_reachable(&self, node: &Node) -> Result<(), Error> {
-        let remove = [
-            taint(TAINT_NODE_UNREACHABLE, NO_EXECUTE),
-            taint(TAINT_NODE_NOT_READY, NO_EXECUTE),
-        ];
-        let name = node.metadata.name.as_deref().unwrap_or("");
-        if let Some(z) = self.zones.lock().get_mut(&zone_key(node)) {
-            z.remove(name);
-        }
-        if remove
-            .iter()
-            .any(|t| taint_exists(taints::node_taints(node), t))
-        {
-            swap_taints(&self.client, node, &[], &remove).await?;
+        self.forget_tainting(node);
+        if has_unreachable_or_not_ready_taint(node) {
+            let remove = [
+                taint(TAINT_NODE_UNREACHABLE, NO_EXECUTE),
+                taint(TAINT_NODE_NOT_READY, NO_EXECUTE),
+            ];
+            self.swap_taints(node, &[], &remove).await?;
         }
         Ok(())
     }
@@ -809,13 +952,13 @@ impl Controller {
     }
 
     /// Upstream `handleDisruption`.
-    async fn handle_disruption(&self, zone_conditions: &HashMap<String, Vec<Option<String>>>) {
+    async fn handle_disruption(&self, zone_conditions: &HashMap<String, ZoneCount>) {
         let mut new_states = HashMap::new();
         let mut all_are_fully = true;
         {
             let mut zones = self.zones.lock();
             for (k, v) in zone_conditions {
-                let s = compute_zone_state(v);
+                let s = v.state();
                 if s != ZoneState::FullDisruption {
                     all_are_fully = false;
                 }
@@ -849,7 +992,7 @@ impl Controller {
             let mut zones = self.zones.lock();
             for (k, z) in zones.iter_mut() {
                 let s = new_states.get(k).copied().unwrap_or(ZoneState::Normal);
-                set_limiter(z, zone_conditions.get(k).map_or(0, Vec::len), s);
+                set_limiter(z, zone_conditions.get(k).map_or(0, |c| c.total), s);
                 z.state = s;
             }
             return;
@@ -861,7 +1004,7 @@ impl Controller {
                 continue;
             }
             tracing::info!(zone = %k, state = ?s, "Controller detected that zone is now in new state");
-            set_limiter(z, zone_conditions.get(k).map_or(0, Vec::len), s);
+            set_limiter(z, zone_conditions.get(k).map_or(0, |c| c.total), s);
             z.state = s;
         }
     }
@@ -1079,8 +1222,12 @@ mod tests {
         )
     }
 
-    fn conditions(v: &[&str]) -> HashMap<String, Vec<Option<String>>> {
-        HashMap::from([(String::new(), s(v))])
+    fn conditions(v: &[&str]) -> HashMap<String, ZoneCount> {
+        let count = ZoneCount {
+            ready: v.iter().filter(|s| **s == "True").count(),
+            total: v.len(),
+        };
+        HashMap::from([(String::new(), count)])
     }
 
     /// `a` went down one monitor pass before `b`: queued while the zone was Normal, it is
@@ -1135,6 +1282,79 @@ mod tests {
             !unreachable_tainted(&c, "a").await,
             "a tainted in full disruption"
         );
+    }
+
+    /// A pass over Ready nodes (the quiet path): a node queued for tainting that is Ready again
+    /// leaves the queue untainted, the zone is Normal; a deleted node is forgotten.
+    #[tokio::test]
+    async fn ready_nodes_leave_the_tainting_queue_and_deleted_ones_are_forgotten() {
+        let api = apiserver::inprocess::TempServer::start().await.unwrap();
+        let ctx = Context {
+            client: api.client.clone(),
+            factory: informers::Factory::new(api.client.clone(), api.shutdown.clone()),
+            config: crate::Config::default(),
+            shutdown: api.shutdown.clone(),
+        };
+        let nodes: Api<Node> = Api::all(api.client.clone());
+        for name in ["a", "b"] {
+            nodes
+                .create(
+                    &Default::default(),
+                    &serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let now = Timestamp::now().to_string();
+            let patch = serde_json::json!({"status": {"conditions": [
+                {"type": "Ready", "status": "True", "reason": "KubeletReady",
+                 "lastHeartbeatTime": now, "lastTransitionTime": now}
+            ]}});
+            nodes
+                .patch_status(name, &PatchParams::default(), &Patch::Strategic(patch))
+                .await
+                .unwrap();
+        }
+        let c = Controller::new(&ctx);
+        c.nodes.wait_synced().await;
+        for _ in 0..100 {
+            let ready = |n: &str| {
+                c.nodes
+                    .get("", n)
+                    .is_some_and(|n| condition(&n, "Ready").is_some_and(|c| c.status == "True"))
+            };
+            if ready("a") && ready("b") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The first pass registers the nodes (and takes them off the queues).
+        c.monitor_node_health().await;
+        c.mark_for_tainting(&c.nodes.get("", "a").unwrap());
+        c.monitor_node_health().await;
+        {
+            let zones = c.zones.lock();
+            let zone = zones.get("").unwrap();
+            assert!(zone.queued.is_empty() && zone.queue.is_empty());
+            assert_eq!(zone.state, ZoneState::Normal);
+        }
+        assert!(!unreachable_tainted(&c, "a").await);
+        assert_eq!(c.health.lock().len(), 2);
+
+        c.nodes.delete(&c.nodes.get("", "b").unwrap());
+        c.monitor_node_health().await;
+        let known: Vec<String> = c.health.lock().keys().cloned().collect();
+        assert_eq!(known, ["a"]);
+        // Known again if it comes back.
+        c.nodes.apply(Node {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some("b".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        c.monitor_node_health().await;
+        assert!(c.health.lock().contains_key("b"));
     }
 
     #[test]
