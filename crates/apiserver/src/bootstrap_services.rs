@@ -302,7 +302,10 @@ fn live_servers(state: &ApiState, leases: &ResourceInfo, s: &Settings) -> Vec<Ip
 /// The desired object as the store would hold it (typed round trip and defaults), for
 /// comparisons.
 fn normalized(r: &ResourceInfo, obj: &Value) -> Value {
-    let mut v = (r.round_trip)(obj).unwrap_or_else(|_| obj.clone());
+    let mut v = match (r.round_trip)(obj) {
+        Ok(Some(v)) => v,
+        Ok(None) | Err(_) => obj.clone(),
+    };
     r.strategy.default_fields(&mut v);
     v
 }

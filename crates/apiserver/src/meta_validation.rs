@@ -37,14 +37,25 @@ pub fn validate_object_meta(r: &ResourceInfo, obj: &Value) -> ErrorList {
 /// [`validate_object_meta`] of an updated object, and what the update changed in its metadata
 /// (upstream `ValidateObjectMetaUpdate`), decoding the new metadata once.
 pub fn validate_updated_object_meta(r: &ResourceInfo, new: &Value, old: &Value) -> ErrorList {
+    validate_updated_meta(r, &meta(new), &meta(old))
+}
+
+/// [`validate_updated_object_meta`] of metadata already decoded (by a typed validation).
+pub fn validate_updated_meta(r: &ResourceInfo, new: &ObjectMeta, old: &ObjectMeta) -> ErrorList {
     let path = Path::new("metadata");
-    let new = meta(new);
     let mut errs =
-        api::validation::validate_object_meta(&new, r.namespaced, name_validator(r), &path);
+        api::validation::validate_object_meta(new, r.namespaced, name_validator(r), &path);
     errs.extend(api::validation::validate_object_meta_update(
-        &new,
-        &meta(old),
-        &path,
+        new, old, &path,
     ));
     errs
+}
+
+/// Runs a metadata check on the metadata of two JSON objects.
+pub fn check_json_meta(
+    new: &Value,
+    old: &Value,
+    check: crate::registry::strategy::MetaCheck<'_>,
+) -> ErrorList {
+    check(&meta(new), &meta(old))
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Value, json};
 use store::{Revision, StoreError};
 
@@ -92,20 +93,27 @@ pub fn unknown_fields(input: &Value, output: &Value, path: &str, out: &mut Vec<S
 /// Round trip through the typed form, honouring `fieldValidation`.
 pub fn normalize(
     r: &ResourceInfo,
-    input: &Value,
+    input: Value,
     fv: FieldValidation,
     warnings: &mut Warnings,
     patch_request: bool,
 ) -> Result<Value, ApiError> {
-    let out = (r.round_trip)(input).map_err(|e| {
+    let out = (r.round_trip)(&input).map_err(|e| {
         ApiError::bad_request(format!(
             "{kind} in version \"{v}\" cannot be handled as a {kind}: {e}",
             kind = r.kind,
             v = r.version
         ))
     })?;
+    // `None`: the input is its own normal form, so it has no unknown field.
+    let Some(out) = out else {
+        return Ok(match crate::conversion::to_storage(r) {
+            Some(conv) => conv(input),
+            None => input,
+        });
+    };
     let mut unknown = Vec::new();
-    unknown_fields(input, &out, "", &mut unknown);
+    unknown_fields(&input, &out, "", &mut unknown);
     if !unknown.is_empty() {
         match fv {
             FieldValidation::Ignore => {}
@@ -466,7 +474,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let (obj, fv, dry) = decode_body(t, q, headers, body)?;
     let mut warnings = Warnings::default();
-    let obj = normalize(&t.r, &obj, fv, &mut warnings, false)?;
+    let obj = normalize(&t.r, obj, fv, &mut warnings, false)?;
     let manager = field_manager(q, headers);
     let w = create_object(
         state,
@@ -711,10 +719,9 @@ pub fn prepare_update_with(
         let g = if spec_changed { gen_old + 1 } else { gen_old };
         object::meta_mut(&mut new).insert("generation".into(), json!(g));
     }
-    let mut errs = strategy.validate_update(&new, old);
-    errs.extend(crate::meta_validation::validate_updated_object_meta(
-        r, &new, old,
-    ));
+    let meta_check =
+        |n: &ObjectMeta, o: &ObjectMeta| crate::meta_validation::validate_updated_meta(r, n, o);
+    let errs = strategy.validate_update(&new, old, &meta_check);
     if !errs.is_empty() {
         return Err(invalid(r, &name, errs));
     }
@@ -776,7 +783,7 @@ pub async fn update(
     }
     let precondition = parse_precondition(object::resource_version(&obj))?;
     let mut warnings = Warnings::default();
-    let obj = normalize(&t.r, &obj, fv, &mut warnings, false)?;
+    let obj = normalize(&t.r, obj, fv, &mut warnings, false)?;
     let manager = field_manager(q, headers);
     let r = t.r.clone();
     let sub = t.sub;
@@ -790,11 +797,23 @@ pub async fn update(
     }
     let mut reserved = Vec::new();
     let mut alloc = service_update_alloc(state, &r, sub, &mut reserved);
+    // The first attempt consumes the decoded body; a retry (after a conflict) decodes it again,
+    // which is cheaper than copying it for every request.
+    let mut first = Some(obj);
+    let mut body_object = || -> Result<Value, ApiError> {
+        match first.take() {
+            Some(obj) => Ok(obj),
+            None => {
+                let (obj, _, _) = decode_body(t, q, headers, body)?;
+                normalize(&t.r, obj, fv, &mut Warnings::default(), false)
+            }
+        }
+    };
     let result = guaranteed_update(state, &r, &key, &name, precondition, dry, |cur| match cur {
         None => {
             if r.strategy.allow_create_on_update() && sub.is_none() {
                 created = true;
-                let mut o = obj.clone();
+                let mut o = body_object()?;
                 object::prepare_create_meta(&mut o, ns.as_deref(), r.strategy.tracks_generation());
                 r.strategy.default_fields(&mut o);
                 crate::patching::track_create(&r, &mut o, &manager);
@@ -816,7 +835,7 @@ pub async fn update(
             }
         }
         Some(old) => {
-            let mut new = prepare_update_with(&r, sub, obj.clone(), old, &mut alloc)?;
+            let mut new = prepare_update_with(&r, sub, body_object()?, old, &mut alloc)?;
             crate::patching::track_update(&r, old, &mut new, &manager, sub);
             Ok(UpdateOutcome::Write(new))
         }
@@ -929,7 +948,7 @@ pub async fn patch(
                 let mut applied = applied.clone();
                 check_type(&r, &mut applied)?;
                 object::meta_mut(&mut applied).insert("name".into(), json!(name));
-                let mut o = normalize(&r, &applied, fv, &mut warnings, true)?;
+                let mut o = normalize(&r, applied, fv, &mut warnings, true)?;
                 o = crate::patching::apply(&r, None, &o, &manager, force)?;
                 object::prepare_create_meta(&mut o, ns.as_deref(), r.strategy.tracks_generation());
                 r.strategy.default_fields(&mut o);
@@ -958,14 +977,14 @@ pub async fn patch(
                     ) => {
                         let mut applied = applied.clone();
                         check_type(&r, &mut applied)?;
-                        let applied = normalize(&r, &applied, fv, &mut warnings, true)?;
+                        let applied = normalize(&r, applied, fv, &mut warnings, true)?;
                         crate::patching::apply(&r, Some(&presented), &applied, &manager, force)?
                     }
                     _ => crate::patching::patch(&r, &presented, &patch_doc, ptype)?,
                 };
                 let mut patched = patched;
                 check_type(&r, &mut patched)?;
-                let normalized = normalize(&r, &patched, fv, &mut warnings, true)?;
+                let normalized = normalize(&r, patched, fv, &mut warnings, true)?;
                 let mut new = prepare_update_with(&r, sub, normalized, old, &mut alloc)?;
                 if ptype != crate::patching::PatchType::Apply {
                     crate::patching::track_update(&r, old, &mut new, &manager, sub);

@@ -7,16 +7,23 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::strategy::{Strategy, StrategyCtx};
+use super::same::serializes_to;
+use super::strategy::{MetaCheck, Strategy, StrategyCtx};
 use super::{ResourceInfo, Subresource};
 use api::field::ErrorList;
 
 /// Deserializes into `T` and serializes back, which drops unknown fields and normalizes the
-/// object exactly as a typed decode does upstream.
-pub fn round_trip<T: DeserializeOwned + Serialize>(v: &Value) -> Result<Value, String> {
+/// object exactly as a typed decode does upstream. `None` when that gives back `v` itself (the
+/// usual case), which is found without building the copy.
+pub fn round_trip<T: DeserializeOwned + Serialize>(v: &Value) -> Result<Option<Value>, String> {
     // Deserializing from a borrowed Value avoids a deep copy of the object.
     let typed = T::deserialize(v).map_err(|e| e.to_string())?;
-    serde_json::to_value(typed).map_err(|e| e.to_string())
+    if serializes_to(&typed, v) {
+        return Ok(None);
+    }
+    serde_json::to_value(typed)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 /// Applies a typed function to a JSON object in place (no-op if the object does not decode,
@@ -24,6 +31,9 @@ pub fn round_trip<T: DeserializeOwned + Serialize>(v: &Value) -> Result<Value, S
 pub fn with_typed<T: DeserializeOwned + Serialize>(v: &mut Value, f: impl FnOnce(&mut T)) {
     if let Ok(mut typed) = T::deserialize(&*v) {
         f(&mut typed);
+        if serializes_to(&typed, v) {
+            return;
+        }
         if let Ok(new) = serde_json::to_value(typed) {
             *v = new;
         }
@@ -39,6 +49,7 @@ type DefaultFn = fn(&mut Value);
 type PrepareUpdateFn = fn(&mut Value, &Value);
 type ValidateFn = fn(&Value) -> ErrorList;
 type ValidateUpdateFn = fn(&Value, &Value) -> ErrorList;
+type ValidateUpdateMetaFn = fn(&Value, &Value, MetaCheck<'_>) -> ErrorList;
 
 /// A strategy assembled from per-kind functions.
 pub struct KindStrategy {
@@ -50,7 +61,7 @@ pub struct KindStrategy {
     admit: Option<DefaultFn>,
     on_update: Option<PrepareUpdateFn>,
     validate: Option<ValidateFn>,
-    validate_update: Option<ValidateUpdateFn>,
+    validate_update: Option<ValidateUpdateMetaFn>,
     validate_status: Option<ValidateUpdateFn>,
     graceful: bool,
 }
@@ -103,7 +114,7 @@ impl KindStrategy {
         self.on_update = Some(f);
         self
     }
-    const fn validate(mut self, v: ValidateFn, u: ValidateUpdateFn) -> Self {
+    const fn validate(mut self, v: ValidateFn, u: ValidateUpdateMetaFn) -> Self {
         self.validate = Some(v);
         self.validate_update = Some(u);
         self
@@ -147,10 +158,11 @@ impl Strategy for KindStrategy {
             d(new);
         }
     }
-    fn validate_update(&self, new: &Value, old: &Value) -> ErrorList {
-        self.validate_update
-            .map(|v| v(new, old))
-            .unwrap_or_default()
+    fn validate_update(&self, new: &Value, old: &Value, meta: MetaCheck<'_>) -> ErrorList {
+        match self.validate_update {
+            Some(v) => v(new, old, meta),
+            None => crate::meta_validation::check_json_meta(new, old, meta),
+        }
     }
     fn validate_status_update(&self, new: &Value, old: &Value) -> ErrorList {
         self.validate_status

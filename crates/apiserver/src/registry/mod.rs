@@ -7,6 +7,7 @@
 //! [`crate::handlers`]; nothing here is per-kind CRUD.
 
 pub mod kinds;
+pub mod same;
 pub mod strategy;
 pub mod strategy_fns;
 
@@ -73,8 +74,9 @@ impl Subresource {
 }
 
 /// Converts a JSON object into the kind's typed form and back: unknown fields are dropped and
-/// reported (for `fieldValidation`), type errors are reported.
-pub type RoundTrip = fn(&Value) -> Result<Value, String>;
+/// reported (for `fieldValidation`), type errors are reported. `None`: the object is already
+/// exactly what the round trip would return.
+pub type RoundTrip = fn(&Value) -> Result<Option<Value>, String>;
 
 /// One served kind.
 pub struct ResourceInfo {

@@ -3,7 +3,13 @@
 //! `BeforeCreate` / `BeforeUpdate` order.
 
 use api::field::ErrorList;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
+
+/// The generic metadata validation of an update (new, old), handed to
+/// [`Strategy::validate_update`] so that a typed validation can run it on the metadata it has
+/// already decoded.
+pub type MetaCheck<'a> = &'a dyn Fn(&ObjectMeta, &ObjectMeta) -> ErrorList;
 
 /// Context a strategy may need.
 #[derive(Debug, Clone, Copy)]
@@ -44,9 +50,12 @@ pub trait Strategy: Send + Sync {
     /// Defaulting on update (the defaulters run on every decode upstream).
     fn prepare_for_update(&self, _new: &mut Value, _old: &Value) {}
 
-    /// Validation of an update, every error collected (upstream `ValidateUpdate`).
-    fn validate_update(&self, new: &Value, _old: &Value) -> ErrorList {
-        self.validate(new)
+    /// Validation of an update, every error collected (upstream `ValidateUpdate`), followed by
+    /// the errors of `meta` on the objects' metadata.
+    fn validate_update(&self, new: &Value, old: &Value, meta: MetaCheck<'_>) -> ErrorList {
+        let mut errs = self.validate(new);
+        errs.extend(crate::meta_validation::check_json_meta(new, old, meta));
+        errs
     }
 
     /// Validation of a status update.

@@ -7,6 +7,7 @@ use k8s_openapi::api::{apps, coordination, core, discovery, events};
 use serde_json::Value;
 
 use super::kinds::{typed, with_typed};
+use super::strategy::MetaCheck;
 
 /// Validation of a kind through its typed form.
 macro_rules! validators {
@@ -15,10 +16,15 @@ macro_rules! validators {
             pub fn $name(obj: &Value) -> ErrorList {
                 typed::<$ty>(obj).map(|t| $val(&t)).unwrap_or_default()
             }
-            pub fn $upd(new: &Value, old: &Value) -> ErrorList {
+            /// Update validation, then `meta` on the metadata decoded with the objects.
+            pub fn $upd(new: &Value, old: &Value, meta: MetaCheck<'_>) -> ErrorList {
                 match (typed::<$ty>(new), typed::<$ty>(old)) {
-                    (Some(n), Some(o)) => $val_upd(&n, &o),
-                    _ => Vec::new(),
+                    (Some(n), Some(o)) => {
+                        let mut errs = $val_upd(&n, &o);
+                        errs.extend(meta(&n.metadata, &o.metadata));
+                        errs
+                    }
+                    _ => crate::meta_validation::check_json_meta(new, old, meta),
                 }
             }
         )*
@@ -63,13 +69,15 @@ pub fn validate_events_event(obj: &Value) -> ErrorList {
 }
 
 /// Update validation of events.k8s.io Events (served form).
-pub fn validate_events_event_update(new: &Value, old: &Value) -> ErrorList {
+pub fn validate_events_event_update(new: &Value, old: &Value, meta: MetaCheck<'_>) -> ErrorList {
     let n = typed::<events::v1::Event>(&crate::conversion::core_event_to_events_v1(new.clone()));
     let o = typed::<events::v1::Event>(&crate::conversion::core_event_to_events_v1(old.clone()));
-    match (n, o) {
+    let mut errs = match (n, o) {
         (Some(n), Some(o)) => v::validate_events_event_update(&n, &o),
         _ => Vec::new(),
-    }
+    };
+    errs.extend(crate::meta_validation::check_json_meta(new, old, meta));
+    errs
 }
 
 /// Status update validation of Deployments.
