@@ -200,7 +200,21 @@ pub fn is_deleting(obj: &Value) -> bool {
 
 /// RFC 3339 with seconds, as `metav1.Time` renders.
 pub fn now_rfc3339() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    thread_local! {
+        // The second last formatted: every write stamps managedFields with the time.
+        static LAST: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    let now = chrono::Utc::now();
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != now.timestamp() {
+            *last = (
+                now.timestamp(),
+                now.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            );
+        }
+        last.1.clone()
+    })
 }
 
 /// RFC 3339 with microseconds, as `metav1.MicroTime` renders.
@@ -273,13 +287,17 @@ pub fn keep_update_meta(new: &mut Value, old: &Value) {
         "namespace",
         "name",
     ] {
-        match old_meta.get(f) {
-            Some(v) => {
+        match (old_meta.get(f), m.get_mut(f)) {
+            // The usual case (the client sent back what it read): nothing to copy.
+            (Some(v), Some(cur)) if cur == v => {}
+            (Some(v), Some(cur)) => *cur = v.clone(),
+            (Some(v), None) => {
                 m.insert(f.into(), v.clone());
             }
-            None => {
+            (None, Some(_)) => {
                 m.remove(f);
             }
+            (None, None) => {}
         }
     }
     m.remove("selfLink");

@@ -118,9 +118,22 @@ static BUILTIN: Builtin = Builtin;
 
 /// The schema node of a kind, if the openapi crate knows it.
 fn schema_for(r: &ResourceInfo) -> Option<patch::SchemaNode<'static>> {
-    let def = openapi::schemas().definition_for(r.group, r.version, r.kind)?;
-    let node = patch::SchemaNode::named(&BUILTIN, def);
-    node.is_known().then_some(node)
+    type Gvk = (&'static str, &'static str, &'static str);
+    thread_local! {
+        // Every write looks its kind's schema up; a node is a couple of words.
+        static NODES: std::cell::RefCell<std::collections::HashMap<Gvk, Option<patch::SchemaNode<'static>>>> =
+            std::cell::RefCell::default();
+    }
+    NODES.with(|nodes| {
+        *nodes
+            .borrow_mut()
+            .entry((r.group, r.version, r.kind))
+            .or_insert_with(|| {
+                let def = openapi::schemas().definition_for(r.group, r.version, r.kind)?;
+                let node = patch::SchemaNode::named(&BUILTIN, def);
+                node.is_known().then_some(node)
+            })
+    })
 }
 
 /// Applies a non-apply patch to `current`.
