@@ -1172,6 +1172,17 @@ mod tests {
     /// A controller over a fresh API server with two nodes whose Ready is Unknown (as after
     /// their heartbeats stopped), their informer synced.
     async fn down_nodes() -> (apiserver::inprocess::TempServer, Arc<Controller>) {
+        two_nodes(serde_json::json!(
+            {"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown"}
+        ))
+        .await
+    }
+
+    /// A controller over a fresh API server with nodes `a` and `b` whose only condition is
+    /// `ready`, once its informer shows that condition on both.
+    async fn two_nodes(
+        ready: serde_json::Value,
+    ) -> (apiserver::inprocess::TempServer, Arc<Controller>) {
         let api = apiserver::inprocess::TempServer::start().await.unwrap();
         let ctx = Context {
             client: api.client.clone(),
@@ -1189,9 +1200,7 @@ mod tests {
                 )
                 .await
                 .unwrap();
-            let patch = serde_json::json!({"status": {"conditions": [
-                {"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown"}
-            ]}});
+            let patch = serde_json::json!({"status": {"conditions": [ready.clone()]}});
             nodes
                 .patch_status(name, &PatchParams::default(), &Patch::Strategic(patch))
                 .await
@@ -1199,14 +1208,14 @@ mod tests {
         }
         let c = Controller::new(&ctx);
         c.nodes.wait_synced().await;
+        let status = ready["status"].as_str().unwrap_or_default().to_owned();
         for _ in 0..100 {
-            let unknown = |n: &str| {
+            let shows = |n: &str| {
                 c.nodes
                     .get("", n)
-                    .and_then(|n| condition(&n, "Ready").map(|c| c.status == "Unknown"))
-                    .unwrap_or(false)
+                    .is_some_and(|n| condition(&n, "Ready").is_some_and(|c| c.status == status))
             };
-            if unknown("a") && unknown("b") {
+            if shows("a") && shows("b") {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -1288,46 +1297,12 @@ mod tests {
     /// leaves the queue untainted, the zone is Normal; a deleted node is forgotten.
     #[tokio::test]
     async fn ready_nodes_leave_the_tainting_queue_and_deleted_ones_are_forgotten() {
-        let api = apiserver::inprocess::TempServer::start().await.unwrap();
-        let ctx = Context {
-            client: api.client.clone(),
-            factory: informers::Factory::new(api.client.clone(), api.shutdown.clone()),
-            config: crate::Config::default(),
-            shutdown: api.shutdown.clone(),
-        };
-        let nodes: Api<Node> = Api::all(api.client.clone());
-        for name in ["a", "b"] {
-            nodes
-                .create(
-                    &Default::default(),
-                    &serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))
-                        .unwrap(),
-                )
-                .await
-                .unwrap();
-            let now = Timestamp::now().to_string();
-            let patch = serde_json::json!({"status": {"conditions": [
-                {"type": "Ready", "status": "True", "reason": "KubeletReady",
-                 "lastHeartbeatTime": now, "lastTransitionTime": now}
-            ]}});
-            nodes
-                .patch_status(name, &PatchParams::default(), &Patch::Strategic(patch))
-                .await
-                .unwrap();
-        }
-        let c = Controller::new(&ctx);
-        c.nodes.wait_synced().await;
-        for _ in 0..100 {
-            let ready = |n: &str| {
-                c.nodes
-                    .get("", n)
-                    .is_some_and(|n| condition(&n, "Ready").is_some_and(|c| c.status == "True"))
-            };
-            if ready("a") && ready("b") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let now = Timestamp::now().to_string();
+        let (_api, c) = two_nodes(serde_json::json!(
+            {"type": "Ready", "status": "True", "reason": "KubeletReady",
+             "lastHeartbeatTime": now, "lastTransitionTime": now}
+        ))
+        .await;
         // The first pass registers the nodes (and takes them off the queues).
         c.monitor_node_health().await;
         c.mark_for_tainting(&c.nodes.get("", "a").unwrap());

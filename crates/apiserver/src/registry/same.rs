@@ -234,49 +234,28 @@ impl<'a> SeqCmp<'a> {
     }
 }
 
-impl ser::SerializeSeq for SeqCmp<'_> {
-    type Ok = ();
-    type Error = Differs;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Res {
-        self.element(value)
-    }
-    fn end(self) -> Res {
-        self.finish()
-    }
+/// The sequence-like serializer traits differ only in their method's name.
+macro_rules! seq_like {
+    ($($tr:ident :: $method:ident),*) => {$(
+        impl ser::$tr for SeqCmp<'_> {
+            type Ok = ();
+            type Error = Differs;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Res {
+                self.element(value)
+            }
+            fn end(self) -> Res {
+                self.finish()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for SeqCmp<'_> {
-    type Ok = ();
-    type Error = Differs;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Res {
-        self.element(value)
-    }
-    fn end(self) -> Res {
-        self.finish()
-    }
-}
-
-impl ser::SerializeTupleStruct for SeqCmp<'_> {
-    type Ok = ();
-    type Error = Differs;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Res {
-        self.element(value)
-    }
-    fn end(self) -> Res {
-        self.finish()
-    }
-}
-
-impl ser::SerializeTupleVariant for SeqCmp<'_> {
-    type Ok = ();
-    type Error = Differs;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Res {
-        self.element(value)
-    }
-    fn end(self) -> Res {
-        self.finish()
-    }
-}
+seq_like!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 /// Compares the members of a map or struct with those of an object, in order.
 struct MapCmp<'a> {
@@ -329,29 +308,28 @@ impl ser::SerializeMap for MapCmp<'_> {
     }
 }
 
-impl ser::SerializeStruct for MapCmp<'_> {
-    type Ok = ();
-    type Error = Differs;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Res {
-        self.key(key)?;
-        self.value(value)
-    }
-    fn end(self) -> Res {
-        self.finish()
-    }
+/// Structs and struct variants compare alike.
+macro_rules! struct_like {
+    ($($tr:ident),*) => {$(
+        impl ser::$tr for MapCmp<'_> {
+            type Ok = ();
+            type Error = Differs;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Res {
+                self.key(key)?;
+                self.value(value)
+            }
+            fn end(self) -> Res {
+                self.finish()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for MapCmp<'_> {
-    type Ok = ();
-    type Error = Differs;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Res {
-        self.key(key)?;
-        self.value(value)
-    }
-    fn end(self) -> Res {
-        self.finish()
-    }
-}
+struct_like!(SerializeStruct, SerializeStructVariant);
 
 #[cfg(test)]
 mod tests {
