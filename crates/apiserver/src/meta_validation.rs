@@ -34,13 +34,9 @@ pub fn validate_object_meta(r: &ResourceInfo, obj: &Value) -> ErrorList {
     )
 }
 
-/// [`validate_object_meta`] of an updated object, and what the update changed in its metadata
-/// (upstream `ValidateObjectMetaUpdate`), decoding the new metadata once.
-pub fn validate_updated_object_meta(r: &ResourceInfo, new: &Value, old: &Value) -> ErrorList {
-    validate_updated_meta(r, &meta(new), &meta(old))
-}
-
-/// [`validate_updated_object_meta`] of metadata already decoded (by a typed validation).
+/// [`validate_object_meta`] of an updated object's metadata, and what the update changed in it
+/// (upstream `ValidateObjectMetaUpdate`), on metadata already decoded (by a typed validation, or
+/// [`check_json_meta`]).
 pub fn validate_updated_meta(r: &ResourceInfo, new: &ObjectMeta, old: &ObjectMeta) -> ErrorList {
     let path = Path::new("metadata");
     let mut errs =
