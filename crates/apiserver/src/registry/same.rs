@@ -64,6 +64,15 @@ fn variant_content<'a>(v: &'a Value, variant: &str) -> Result<&'a Value, Differs
     }
 }
 
+/// The integer methods of [`Cmp`]: `to_value` writes every integer as `Number::from` of it.
+macro_rules! integers {
+    ($($method:ident: $t:ty),*) => {$(
+        fn $method(self, v: $t) -> Res {
+            check(is_number(self.0, Number::from(v)))
+        }
+    )*};
+}
+
 /// Compares the serialization of one value with `.0`.
 struct Cmp<'a>(&'a Value);
 
@@ -81,32 +90,18 @@ impl<'a> ser::Serializer for Cmp<'a> {
     fn serialize_bool(self, v: bool) -> Res {
         check(self.0.as_bool() == Some(v))
     }
-    fn serialize_i8(self, v: i8) -> Res {
-        check(is_number(self.0, Number::from(v)))
-    }
-    fn serialize_i16(self, v: i16) -> Res {
-        check(is_number(self.0, Number::from(v)))
-    }
-    fn serialize_i32(self, v: i32) -> Res {
-        check(is_number(self.0, Number::from(v)))
-    }
-    fn serialize_i64(self, v: i64) -> Res {
-        check(is_number(self.0, Number::from(v)))
-    }
+    integers!(
+        serialize_i8: i8,
+        serialize_i16: i16,
+        serialize_i32: i32,
+        serialize_i64: i64,
+        serialize_u8: u8,
+        serialize_u16: u16,
+        serialize_u32: u32,
+        serialize_u64: u64
+    );
     fn serialize_i128(self, _v: i128) -> Res {
         Err(Differs)
-    }
-    fn serialize_u8(self, v: u8) -> Res {
-        check(is_number(self.0, Number::from(v)))
-    }
-    fn serialize_u16(self, v: u16) -> Res {
-        check(is_number(self.0, Number::from(v)))
-    }
-    fn serialize_u32(self, v: u32) -> Res {
-        check(is_number(self.0, Number::from(v)))
-    }
-    fn serialize_u64(self, v: u64) -> Res {
-        check(is_number(self.0, Number::from(v)))
     }
     fn serialize_u128(self, _v: u128) -> Res {
         Err(Differs)
