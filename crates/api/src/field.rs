@@ -11,67 +11,71 @@ use std::fmt;
 /// The path from some root to a particular field, e.g. `spec.template.spec.containers[0].name`.
 ///
 /// Paths are cheap immutable values: [`Path::child`], [`Path::index`] and [`Path::key`] return
-/// a new path and leave the receiver untouched.
+/// a new path and leave the receiver untouched. A path is kept rendered (one string), so
+/// extending it is one allocation: validation builds many paths and renders few (only those
+/// of errors).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Path {
-    segments: Vec<Segment>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Segment {
-    /// A named field.
-    Name(String),
-    /// A subscript (list index or map key) of the previous element.
-    Subscript(String),
+    /// The rendered path.
+    rendered: String,
+    /// Whether the path has a segment (a root named `""` has one; the default path has none):
+    /// a child is joined with `.` only after a segment, as upstream's `Path.String`.
+    rooted: bool,
 }
 
 impl Path {
     /// A root path with one field name (upstream `field.NewPath`).
     pub fn new(name: &str) -> Self {
         Self {
-            segments: vec![Segment::Name(name.to_owned())],
+            rendered: name.to_owned(),
+            rooted: true,
         }
     }
 
     /// The path of the named child field.
     #[must_use]
     pub fn child(&self, name: &str) -> Self {
-        let mut p = self.clone();
-        p.segments.push(Segment::Name(name.to_owned()));
-        p
+        let dot = self.rooted && !name.is_empty();
+        let mut rendered = String::with_capacity(self.rendered.len() + 1 + name.len());
+        rendered.push_str(&self.rendered);
+        if dot {
+            rendered.push('.');
+        }
+        rendered.push_str(name);
+        Self {
+            rendered,
+            rooted: true,
+        }
     }
 
     /// The path subscripted by a list index: `containers[0]`.
     #[must_use]
     pub fn index(&self, index: usize) -> Self {
-        let mut p = self.clone();
-        p.segments.push(Segment::Subscript(index.to_string()));
-        p
+        self.subscript(&index.to_string())
     }
 
     /// The path subscripted by a map key: `labels[app]`.
     #[must_use]
     pub fn key(&self, key: &str) -> Self {
-        let mut p = self.clone();
-        p.segments.push(Segment::Subscript(key.to_owned()));
-        p
+        self.subscript(key)
+    }
+
+    fn subscript(&self, s: &str) -> Self {
+        let mut rendered = String::with_capacity(self.rendered.len() + 2 + s.len());
+        rendered.push_str(&self.rendered);
+        rendered.push('[');
+        rendered.push_str(s);
+        rendered.push(']');
+        Self {
+            rendered,
+            rooted: true,
+        }
     }
 }
 
 impl fmt::Display for Path {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, seg) in self.segments.iter().enumerate() {
-            match seg {
-                Segment::Name(n) => {
-                    if i > 0 && !n.is_empty() {
-                        f.write_str(".")?;
-                    }
-                    f.write_str(n)?;
-                }
-                Segment::Subscript(s) => write!(f, "[{s}]")?,
-            }
-        }
-        Ok(())
+        f.write_str(&self.rendered)
     }
 }
 
@@ -477,6 +481,11 @@ mod tests {
             Path::new("data").key("a").key("b").child("c").to_string(),
             "data[a][b].c"
         );
+        // Upstream joins with "." only after a segment and never before an empty name.
+        assert_eq!(Path::new("").child("a").to_string(), ".a");
+        assert_eq!(Path::default().child("a").key("k").to_string(), "a[k]");
+        assert_eq!(Path::default().key("k").to_string(), "[k]");
+        assert_eq!(Path::new("a").child("").child("b").to_string(), "a.b");
     }
 
     #[test]
