@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::kinds::{typed, with_typed};
 use super::strategy::MetaCheck;
+use super::view::typed_without_managed_fields;
 
 /// Validation of a kind through its typed form.
 macro_rules! validators {
@@ -18,7 +19,8 @@ macro_rules! validators {
             }
             /// Update validation, then `meta` on the metadata decoded with the objects.
             pub fn $upd(new: &Value, old: &Value, meta: MetaCheck<'_>) -> ErrorList {
-                match (typed::<$ty>(new), typed::<$ty>(old)) {
+                // No update rule looks at the old object's managed fields.
+                match (typed::<$ty>(new), typed_without_managed_fields::<$ty>(old)) {
                     (Some(n), Some(o)) => {
                         let mut errs = $val_upd(&n, &o);
                         errs.extend(meta(&n.metadata, &o.metadata));
