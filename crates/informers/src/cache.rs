@@ -21,6 +21,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::stripped::Stripped;
+
 /// A kind an informer can hold.
 pub trait Object:
     Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static
@@ -343,8 +345,12 @@ impl<K: Object> Informer<K> {
 
     /// Feeds the informer from a watcher on `api` until `shutdown`; the watcher re-lists and
     /// re-watches by itself, with back-off, after errors.
+    /// Objects are decoded without their managedFields ([`Stripped`]).
     pub async fn run(self, api: Api<K>, config: watcher::Config, shutdown: CancellationToken) {
-        let stream = watcher(api, config).default_backoff();
+        let api: Api<Stripped<K>> = Api::all(api.into_client());
+        let stream = watcher(api, config)
+            .default_backoff()
+            .map(|ev| ev.map(unstrip));
         futures::pin_mut!(stream);
         let mut buffer: Option<HashMap<String, K>> = None;
         loop {
@@ -370,6 +376,17 @@ impl<K: Object> Informer<K> {
                 Some(Ok(watcher::Event::Delete(o))) => self.delete(&o),
             }
         }
+    }
+}
+
+/// A watcher event of [`Stripped`] objects as one of the kind's.
+fn unstrip<K>(ev: watcher::Event<Stripped<K>>) -> watcher::Event<K> {
+    match ev {
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitApply(Stripped(o)) => watcher::Event::InitApply(o),
+        watcher::Event::InitDone => watcher::Event::InitDone,
+        watcher::Event::Apply(Stripped(o)) => watcher::Event::Apply(o),
+        watcher::Event::Delete(Stripped(o)) => watcher::Event::Delete(o),
     }
 }
 

@@ -17,6 +17,7 @@ pub mod cache;
 pub mod labels;
 pub mod leaderelection;
 pub mod record;
+pub mod stripped;
 pub mod workqueue;
 
 pub use cache::{Event, Factory, Informer, Object, key_of};
