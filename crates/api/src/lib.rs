@@ -14,5 +14,6 @@
 
 pub mod defaults;
 pub mod field;
+pub mod managed_fields;
 pub mod quantity;
 pub mod validation;

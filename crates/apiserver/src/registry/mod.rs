@@ -10,7 +10,6 @@ pub mod kinds;
 pub mod same;
 pub mod strategy;
 pub mod strategy_fns;
-pub mod view;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -8,7 +8,6 @@ use serde_json::Value;
 
 use super::kinds::{typed, with_typed};
 use super::strategy::MetaCheck;
-use super::view::typed_without_managed_fields;
 
 /// Validation of a kind through its typed form.
 macro_rules! validators {
@@ -20,7 +19,7 @@ macro_rules! validators {
             /// Update validation, then `meta` on the metadata decoded with the objects.
             pub fn $upd(new: &Value, old: &Value, meta: MetaCheck<'_>) -> ErrorList {
                 // No update rule looks at the old object's managed fields.
-                match (typed::<$ty>(new), typed_without_managed_fields::<$ty>(old)) {
+                match (typed::<$ty>(new), api::managed_fields::deserialize_without_managed_fields::<$ty, _>(old).ok()) {
                     (Some(n), Some(o)) => {
                         let mut errs = $val_upd(&n, &o);
                         errs.extend(meta(&n.metadata, &o.metadata));
