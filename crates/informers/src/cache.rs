@@ -343,11 +343,11 @@ impl<K: Object> Informer<K> {
         self.inner.synced.send_replace(true);
     }
 
-    /// Feeds the informer from a watcher on `api` until `shutdown`; the watcher re-lists and
-    /// re-watches by itself, with back-off, after errors.
-    /// Objects are decoded without their managedFields ([`Stripped`]).
-    pub async fn run(self, api: Api<K>, config: watcher::Config, shutdown: CancellationToken) {
-        let api: Api<Stripped<K>> = Api::all(api.into_client());
+    /// Feeds the informer from a watcher on every namespace until `shutdown`; the watcher
+    /// re-lists and re-watches by itself, with back-off, after errors. Objects are decoded
+    /// without their managedFields ([`Stripped`]).
+    pub async fn run(self, client: Client, config: watcher::Config, shutdown: CancellationToken) {
+        let api: Api<Stripped<K>> = Api::all(client);
         let stream = watcher(api, config)
             .default_backoff()
             .map(|ev| ev.map(unstrip));
@@ -440,11 +440,13 @@ impl Factory {
         }
         let inf = Informer::<K>::new();
         map.insert(TypeId::of::<K>(), Box::new(inf.clone()));
-        let api: Api<K> = Api::all(self.client.clone());
         // One unpaginated list from the watch cache (resourceVersion=0), then a watch.
         let mut config = watcher::Config::default().any_semantic();
         config.page_size = None;
-        tokio::spawn(inf.clone().run(api, config, self.shutdown.clone()));
+        tokio::spawn(
+            inf.clone()
+                .run(self.client.clone(), config, self.shutdown.clone()),
+        );
         inf
     }
 }
