@@ -197,7 +197,7 @@ pub async fn run(
     // Pods bound to this node only.
     let pods: Informer<Pod> = Informer::new();
     tokio::spawn(pods.clone().run(
-        Api::all(client.clone()),
+        client.clone(),
         watcher::Config::default().fields(&format!("spec.nodeName={}", config.node_name)),
         shutdown.clone(),
     ));
