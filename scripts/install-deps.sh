@@ -69,11 +69,13 @@ if command -v dpkg-query >/dev/null 2>&1; then
         apt_install "${need[@]}"
     fi
     # The node agent: containerd, runc and the CNI plugins run the containers, nftables serves
-    # Services, protoc builds the CRI API; docker-registry, umoci, skopeo, busybox-static and
+    # Services, protoc builds the CRI and etcd APIs (libprotobuf-dev holds the well-known types
+    # such as google/protobuf/descriptor.proto that etcd's protos import; it is only a Recommends
+    # of protobuf-compiler, which --no-install-recommends skips); docker-registry, umoci, skopeo, busybox-static and
     # nginx-light build and serve the offline images (images/setup.sh); etcd-server (/usr/bin/etcd)
     # runs the etcd store backend's conformance tests (they start their own etcd on loopback);
     # openssl reads the subject of a joined agent's certificate in the join test.
-    apt_install containerd runc containernetworking-plugins nftables iproute2 protobuf-compiler \
+    apt_install containerd runc containernetworking-plugins nftables iproute2 protobuf-compiler libprotobuf-dev \
         docker-registry umoci skopeo busybox-static nginx-light curl etcd-server openssl
 fi
 
