@@ -4,8 +4,10 @@
 //! - **Schema.** `log` holds one row per revision (`rev` is the rowid) with the key, the key's
 //!   create revision, the revision of the key's previous row (`prev_rev`, 0 for a create), a
 //!   `deleted` flag and the value (a tombstone keeps the deleted value, so a delete event can be
-//!   rebuilt from its own row). `current` maps every live key to its latest version, so reads at
-//!   the latest revision never look at history. `meta` holds the compacted revision and the
+//!   rebuilt from its own row). `current` maps every live key to the revision of its latest row
+//!   (and its create revision), so reads at the latest revision find each row by its rowid
+//!   without searching history; the value is stored once, in `log` (a write of a 3 KB Pod used
+//!   to rewrite it in `current`'s overflow pages too). `meta` holds the compacted revision and the
 //!   progress of the physical compaction.
 //! - **Writes (group commit).** One dedicated OS thread owns the only write connection. Callers
 //!   send requests over a channel and wait on a oneshot reply. The writer drains every pending
@@ -218,14 +220,34 @@ CREATE INDEX IF NOT EXISTS log_key_rev ON log (key, rev);
 CREATE TABLE IF NOT EXISTS current (
     key TEXT PRIMARY KEY,
     rev INTEGER NOT NULL,
-    create_rev INTEGER NOT NULL,
-    value BLOB NOT NULL
+    create_rev INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
 INSERT OR IGNORE INTO meta (name, value) VALUES ('compacted', 0), ('compact_progress', 0);
+";
+
+/// The latest version of one live key: its value is that of its own `log` row.
+const SELECT_CURRENT: &str = "SELECT c.rev, c.create_rev, l.value
+    FROM current c JOIN log l ON l.rev = c.rev WHERE c.key = ?1";
+
+/// Databases written before `current` dropped its copy of the value: the latest `log` row of a
+/// live key is never compacted, but a row is put back from `current` should one be missing
+/// (`prev_rev` 0: compaction then deletes nothing on its behalf), then the column is dropped.
+/// Runs once, in one transaction, when the old column is found.
+const MIGRATE_CURRENT_VALUE: &str = "
+INSERT OR IGNORE INTO log (rev, key, create_rev, prev_rev, deleted, value)
+    SELECT rev, key, create_rev, 0, 0, value FROM current;
+CREATE TABLE current_v2 (
+    key TEXT PRIMARY KEY,
+    rev INTEGER NOT NULL,
+    create_rev INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO current_v2 (key, rev, create_rev) SELECT key, rev, create_rev FROM current;
+DROP TABLE current;
+ALTER TABLE current_v2 RENAME TO current;
 ";
 
 impl SqliteStore {
@@ -319,7 +341,7 @@ impl Store for SqliteStore {
             let (current, compacted) = snapshot_revisions(&tx)?;
             let kv = match at {
                 None => tx
-                    .prepare_cached("SELECT rev, create_rev, value FROM current WHERE key = ?1")?
+                    .prepare_cached(SELECT_CURRENT)?
                     .query_row(params![key], |row| {
                         Ok(KeyValue {
                             key: key.clone(),
@@ -381,9 +403,10 @@ impl Store for SqliteStore {
                 None => {
                     let n = bounds.params().len();
                     let sql = format!(
-                        "SELECT key, rev, create_rev, value FROM current WHERE {}
-                         ORDER BY key LIMIT ?{}",
-                        bounds.sql("key", 1),
+                        "SELECT c.key, c.rev, c.create_rev, l.value
+                         FROM current c JOIN log l ON l.rev = c.rev WHERE {}
+                         ORDER BY c.key LIMIT ?{}",
+                        bounds.sql("c.key", 1),
                         n + 1
                     );
                     let mut stmt = tx.prepare_cached(&sql)?;
@@ -838,6 +861,15 @@ fn open_writer(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "journal_size_limit", 16 * 1024 * 1024)?;
     conn.set_prepared_statement_cache_capacity(32);
     conn.execute_batch(SCHEMA)?;
+    let has_value: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('current') WHERE name = 'value'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_value {
+        tracing::info!(path = %path.display(), "sqlite: dropping the copy of each value from table current");
+        conn.execute_batch(&format!("BEGIN IMMEDIATE;{MIGRATE_CURRENT_VALUE}COMMIT;"))?;
+    }
     Ok(conn)
 }
 
@@ -1259,7 +1291,7 @@ fn apply_op(
 ) -> rusqlite::Result<Result<(WriteOutcome, Event)>> {
     let key = op.key();
     let current = tx
-        .prepare_cached("SELECT rev, create_rev, value FROM current WHERE key = ?1")?
+        .prepare_cached(SELECT_CURRENT)?
         .query_row([key], |row| {
             Ok(KeyValue {
                 key: key.to_owned(),
@@ -1283,10 +1315,8 @@ fn apply_op(
                 return Ok(Err(StoreError::AlreadyExists(key)));
             }
             insert_log(&key, next, 0, false, &value)?;
-            tx.prepare_cached(
-                "INSERT INTO current (key, rev, create_rev, value) VALUES (?1, ?2, ?2, ?3)",
-            )?
-            .execute(params![key, next, &value[..]])?;
+            tx.prepare_cached("INSERT INTO current (key, rev, create_rev) VALUES (?1, ?2, ?2)")?
+                .execute(params![key, next])?;
             *rev = next;
             let kv = KeyValue {
                 key,
@@ -1312,8 +1342,8 @@ fn apply_op(
                 }));
             }
             insert_log(&key, prev.create_revision, prev.mod_revision, false, &value)?;
-            tx.prepare_cached("UPDATE current SET rev = ?2, value = ?3 WHERE key = ?1")?
-                .execute(params![key, next, &value[..]])?;
+            tx.prepare_cached("UPDATE current SET rev = ?2 WHERE key = ?1")?
+                .execute(params![key, next])?;
             *rev = next;
             let kv = KeyValue {
                 key,
@@ -1520,6 +1550,73 @@ mod tests {
         );
         assert_eq!(pragma("auto_vacuum"), "2", "INCREMENTAL");
         assert_eq!(pragma("wal_autocheckpoint"), "0");
+    }
+
+    /// A database of the schema where `current` held a copy of each value opens with every key
+    /// readable, keeps working, and no longer has the column.
+    #[tokio::test]
+    async fn a_database_with_values_in_current_is_migrated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 CREATE TABLE log (rev INTEGER PRIMARY KEY, key TEXT NOT NULL,
+                     create_rev INTEGER NOT NULL, prev_rev INTEGER NOT NULL,
+                     deleted INTEGER NOT NULL, value BLOB NOT NULL);
+                 CREATE INDEX log_key_rev ON log (key, rev);
+                 CREATE TABLE current (key TEXT PRIMARY KEY, rev INTEGER NOT NULL,
+                     create_rev INTEGER NOT NULL, value BLOB NOT NULL) WITHOUT ROWID;
+                 CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+                 INSERT INTO meta VALUES ('compacted', 0), ('compact_progress', 0);
+                 INSERT INTO log VALUES (1, '/a', 1, 0, 0, x'31'), (2, '/a', 1, 1, 0, x'32'),
+                     (3, '/gone', 3, 0, 0, x'33'), (4, '/gone', 3, 3, 1, x'33');
+                 INSERT INTO current VALUES ('/a', 2, 1, x'32'), ('/lost', 5, 5, x'35');",
+            )
+            .expect("old schema");
+        }
+        let store = SqliteStore::open(&path, SqliteOptions::default())
+            .await
+            .expect("open migrates");
+        let (a, _) = store.get("/a", None).await.expect("get /a");
+        let a = a.expect("/a is live");
+        assert_eq!(
+            (&a.value[..], a.mod_revision, a.create_revision),
+            (&b"2"[..], 2, 1)
+        );
+        // A key whose latest row had gone from the log is put back from its copy.
+        let (lost, _) = store.get("/lost", None).await.expect("get /lost");
+        assert_eq!(lost.expect("/lost is live").value, Bytes::from_static(b"5"));
+        assert!(store.get("/gone", None).await.expect("get").0.is_none());
+        let listed = store.range("/", None, 0, None).await.expect("range");
+        let keys: Vec<_> = listed.kvs.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(keys, ["/a", "/lost"]);
+        assert_eq!(store.current_revision().await.expect("rev"), 5);
+        let rev = store
+            .update("/a", Bytes::from_static(b"6"), 2)
+            .await
+            .expect("update after the migration");
+        assert_eq!(rev, 6);
+        assert_eq!(
+            store
+                .get("/a", Some(2))
+                .await
+                .expect("history")
+                .0
+                .map(|kv| kv.value),
+            Some(Bytes::from_static(b"2"))
+        );
+        store.close().await;
+        let conn = Connection::open(&path).expect("reopen");
+        let columns: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('current')")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("columns")
+            .collect::<rusqlite::Result<_>>()
+            .expect("columns");
+        assert_eq!(columns, ["key", "rev", "create_rev"]);
     }
 
     #[test]
