@@ -26,6 +26,8 @@
 //!
 //! [`FieldSet`]: crate::fieldpath::FieldSet
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use super::{
@@ -127,10 +129,13 @@ fn header(entry: &Value) -> Option<Header<'_>> {
     })
 }
 
-/// A `FieldsV1` key, ordered as [`PathElement`]s are (fields first, by name).
+/// A `FieldsV1` key, ordered as [`PathElement`]s are (fields first, by name, then list-map
+/// keys by their sorted (name, compact-JSON value) pairs, then the rest). `Other` never holds a
+/// field or a key.
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 enum RawElement<'a> {
     Field(&'a str),
+    Key(Vec<(Cow<'a, str>, Cow<'a, str>)>),
     Other(PathElement),
 }
 
@@ -139,8 +144,76 @@ fn raw_element(key: &str) -> Option<RawElement<'_>> {
     if let Some(name) = key.strip_prefix("f:") {
         return Some(RawElement::Field(name));
     }
+    if let Some(pairs) = key.strip_prefix("k:").and_then(plain_key) {
+        return Some(RawElement::Key(pairs));
+    }
     let pe = PathElement::deserialize(key).ok()?;
-    (!matches!(pe, PathElement::Field(_)) && pe.serialize() == key).then_some(RawElement::Other(pe))
+    if matches!(pe, PathElement::Field(_)) || pe.serialize() != key {
+        return None;
+    }
+    Some(match pe {
+        PathElement::Key(pairs) => RawElement::Key(
+            pairs
+                .into_iter()
+                .map(|(n, v)| (Cow::Owned(n), Cow::Owned(v)))
+                .collect(),
+        ),
+        other => RawElement::Other(other),
+    })
+}
+
+/// The pairs of a list-map key (`{"name":"nginx","port":80}`) read without allocating a string,
+/// when the key is canonical in the simple way most are: names in strictly increasing order,
+/// names and values plain strings (nothing escaped) or plain integers. `None` when the key is
+/// not of that form, which says nothing about whether it is canonical: the caller then parses it.
+fn plain_key(body: &str) -> Option<Vec<(Cow<'_, str>, Cow<'_, str>)>> {
+    let mut rest = body.strip_prefix('{')?;
+    let mut pairs: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::with_capacity(2);
+    loop {
+        let (quoted_name, after) = plain_string(rest)?;
+        let name = &quoted_name[1..quoted_name.len() - 1];
+        let after = after.strip_prefix(':')?;
+        let (value, after) = match after.as_bytes().first()? {
+            b'"' => plain_string(after)?,
+            _ => plain_integer(after)?,
+        };
+        if pairs.last().is_some_and(|(prev, _)| prev.as_ref() >= name) {
+            return None;
+        }
+        pairs.push((Cow::Borrowed(name), Cow::Borrowed(value)));
+        if let Some(next) = after.strip_prefix(',') {
+            rest = next;
+        } else {
+            return (after == "}").then_some(pairs);
+        }
+    }
+}
+
+/// A JSON string at the start of `s` that serde_json writes back as it is (no escape, no
+/// control character), with its quotes, and what follows it.
+fn plain_string(s: &str) -> Option<(&str, &str)> {
+    let inner = s.strip_prefix('"')?;
+    let end = inner.find(|c: char| c == '"' || c == '\\' || c < ' ')?;
+    (inner.as_bytes()[end] == b'"').then(|| s.split_at(end + 2))
+}
+
+/// An integer at the start of `s` that serde_json writes back as it is (no leading zero, no
+/// `-0`, well inside i64), and what follows it.
+fn plain_integer(s: &str) -> Option<(&str, &str)> {
+    let digits_from = usize::from(s.starts_with('-'));
+    let len = s[digits_from..]
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .count();
+    let digits = &s[digits_from..digits_from + len];
+    if len == 0 || len > 18 || (digits.starts_with('0') && (len > 1 || digits_from == 1)) {
+        return None;
+    }
+    let end = digits_from + len;
+    if matches!(s.as_bytes().get(end), Some(b'.' | b'e' | b'E')) {
+        return None;
+    }
+    Some(s.split_at(end))
 }
 
 /// Whether `FieldSet::from_fields_v1` followed by `FieldSet::to_fields_v1` gives back exactly
@@ -404,4 +477,98 @@ fn retime(entries: &mut Vec<Value>, target: usize, position: usize, now: &str) {
         }
     }
     entries.insert(position, entry);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The element as the slow path sees it: parsed, and canonical if it serializes back.
+    fn parsed(key: &str) -> Option<PathElement> {
+        let pe = PathElement::deserialize(key).ok()?;
+        (pe.serialize() == key).then_some(pe)
+    }
+
+    const KEYS: &[&str] = &[
+        "f:a",
+        "f:spec",
+        r#"k:{"type":"Ready"}"#,
+        r#"k:{"type":"PodScheduled"}"#,
+        r#"k:{"uid":"0b6c2f3e-1d2a-4c5b-9e8f-7a6b5c4d3e2f"}"#,
+        r#"k:{"containerPort":80,"protocol":"TCP"}"#,
+        r#"k:{"containerPort":8080,"protocol":"TCP"}"#,
+        r#"k:{"containerPort":-3,"protocol":"UDP"}"#,
+        r#"k:{"port":0}"#,
+        r#"k:{"protocol":"TCP","containerPort":80}"#,
+        r#"k:{"a":1,"a":2}"#,
+        r#"k:{"port":-0}"#,
+        r#"k:{"port":007}"#,
+        r#"k:{"port":1.5}"#,
+        r#"k:{"port":1e3}"#,
+        r#"k:{"port":12345678901234567890}"#,
+        r#"k:{"name":"a\"b"}"#,
+        r#"k:{"name":"a\u0041"}"#,
+        r#"k:{"na\"me":"x"}"#,
+        r#"k:{"name":true}"#,
+        r#"k:{"name":null}"#,
+        r#"k:{"name":{"x":1}}"#,
+        r#"k:{"name": "x"}"#,
+        r#"k:{"name":"x"} "#,
+        r#"k:{"name":"x""#,
+        r#"k:{}"#,
+        "k:",
+        r#"v:"a""#,
+        "v:1",
+        "i:0",
+        "i:12",
+    ];
+
+    #[test]
+    fn raw_elements_agree_with_the_parsed_form() {
+        let elements: Vec<_> = KEYS
+            .iter()
+            .map(|k| (k, raw_element(k), parsed(k)))
+            .collect();
+        for (key, raw, pe) in &elements {
+            assert_eq!(raw.is_some(), pe.is_some(), "{key}");
+        }
+        for (ka, ra, pa) in &elements {
+            for (kb, rb, pb) in &elements {
+                if let (Some(ra), Some(rb), Some(pa), Some(pb)) = (ra, rb, pa, pb) {
+                    assert_eq!(ra.cmp(rb), pa.cmp(pb), "{ka} against {kb}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn common_keys_are_read_without_parsing() {
+        for body in [
+            r#"{"type":"Ready"}"#,
+            r#"{"uid":"0b6c2f3e"}"#,
+            r#"{"containerPort":80,"protocol":"TCP"}"#,
+            r#"{"port":-3}"#,
+        ] {
+            assert!(plain_key(body).is_some(), "{body}");
+        }
+        for body in [
+            r#"{"protocol":"TCP","containerPort":80}"#,
+            r#"{"name":"a\"b"}"#,
+            r#"{"port":007}"#,
+            r#"{"port":-0}"#,
+            r#"{"port":1.5}"#,
+            r#"{"name":true}"#,
+            r#"{"name":"x"} "#,
+            "{}",
+        ] {
+            assert!(plain_key(body).is_none(), "{body}");
+        }
+        assert_eq!(
+            plain_key(r#"{"containerPort":80,"protocol":"TCP"}"#),
+            Some(vec![
+                (Cow::Borrowed("containerPort"), Cow::Borrowed("80")),
+                (Cow::Borrowed("protocol"), Cow::Borrowed("\"TCP\"")),
+            ])
+        );
+    }
 }
