@@ -19,29 +19,45 @@ struct Histogram {
     count: u64,
 }
 
+/// The labels of a request: its verb, resource and subresource. All are static strings, so
+/// recording a request allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Label {
+    /// `GET`, `LIST`, `WATCH`, `POST`, ...
+    pub verb: &'static str,
+    /// The plural resource (empty when the path named none).
+    pub resource: &'static str,
+    /// The subresource, if any.
+    pub subresource: Option<&'static str>,
+}
+
+impl Label {
+    /// The `resource` label as exposed: `pods` or `pods/status`.
+    fn resource_label(&self) -> String {
+        match self.subresource {
+            Some(sub) => format!("{}/{sub}", self.resource),
+            None => self.resource.to_owned(),
+        }
+    }
+}
+
 /// Request metrics.
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<HashMap<(String, String, u16), u64>>,
-    latency: Mutex<HashMap<(String, String), Histogram>>,
+    requests: Mutex<HashMap<(Label, u16), u64>>,
+    latency: Mutex<HashMap<Label, Histogram>>,
 }
 
 impl Metrics {
     /// Records one request. Watches are counted but not timed (they last minutes).
-    pub fn observe(&self, verb: &str, resource: &str, code: u16, elapsed: Duration) {
-        *self
-            .requests
-            .lock()
-            .entry((verb.to_string(), resource.to_string(), code))
-            .or_default() += 1;
-        if verb == "WATCH" {
+    pub fn observe(&self, label: Label, code: u16, elapsed: Duration) {
+        *self.requests.lock().entry((label, code)).or_default() += 1;
+        if label.verb == "WATCH" {
             return;
         }
         let secs = elapsed.as_secs_f64();
         let mut l = self.latency.lock();
-        let h = l
-            .entry((verb.to_string(), resource.to_string()))
-            .or_default();
+        let h = l.entry(label).or_default();
         if h.counts.is_empty() {
             h.counts = vec![0; BUCKETS.len()];
         }
@@ -62,10 +78,10 @@ impl Metrics {
             .requests
             .lock()
             .iter()
-            .map(|(k, v)| (k.clone(), *v))
+            .map(|((label, code), n)| (label.verb, label.resource_label(), *code, *n))
             .collect();
         reqs.sort();
-        for ((verb, res, code), n) in reqs {
+        for (verb, res, code, n) in reqs {
             let _ = writeln!(
                 out,
                 "apiserver_request_total{{code=\"{code}\",resource=\"{res}\",verb=\"{verb}\"}} {n}"
@@ -73,10 +89,13 @@ impl Metrics {
         }
         out.push_str("# HELP apiserver_request_duration_seconds Response latency distribution in seconds for each verb and resource.\n# TYPE apiserver_request_duration_seconds histogram\n");
         let l = self.latency.lock();
-        let mut keys: Vec<_> = l.keys().cloned().collect();
-        keys.sort();
-        for k in keys {
-            let h = &l[&k];
+        let mut keys: Vec<_> = l
+            .iter()
+            .map(|(label, h)| ((label.verb, label.resource_label()), h))
+            .collect();
+        keys.sort_by(|a, b| a.0.cmp(&b.0));
+        for ((verb, res), h) in keys {
+            let k = (verb, res);
             for (i, b) in BUCKETS.iter().enumerate() {
                 let _ = writeln!(
                     out,
@@ -111,9 +130,15 @@ mod tests {
     #[test]
     fn counts_and_histograms() {
         let m = Metrics::default();
-        m.observe("GET", "pods", 200, Duration::from_millis(3));
-        m.observe("GET", "pods", 200, Duration::from_millis(30));
-        m.observe("GET", "pods", 404, Duration::from_millis(1));
+        let get = |resource, subresource| Label {
+            verb: "GET",
+            resource,
+            subresource,
+        };
+        m.observe(get("pods", None), 200, Duration::from_millis(3));
+        m.observe(get("pods", None), 200, Duration::from_millis(30));
+        m.observe(get("pods", None), 404, Duration::from_millis(1));
+        m.observe(get("pods", Some("log")), 200, Duration::from_millis(1));
         let text = m.render();
         assert!(
             text.contains("apiserver_request_total{code=\"200\",resource=\"pods\",verb=\"GET\"} 2")
@@ -121,6 +146,9 @@ mod tests {
         assert!(text.contains("apiserver_request_duration_seconds_bucket{resource=\"pods\",verb=\"GET\",le=\"0.005\"} 2"));
         assert!(text.contains(
             "apiserver_request_duration_seconds_count{resource=\"pods\",verb=\"GET\"} 3"
+        ));
+        assert!(text.contains(
+            "apiserver_request_total{code=\"200\",resource=\"pods/log\",verb=\"GET\"} 1"
         ));
     }
 }

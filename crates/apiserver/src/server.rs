@@ -61,7 +61,9 @@ fn authenticate(state: &ApiState, req: &Request) -> Option<User> {
 }
 
 async fn dispatch(State(state): State<Arc<ApiState>>, req: Request) -> Response {
-    let path = req.uri().path().to_string();
+    // A clone of the Uri shares its bytes.
+    let uri = req.uri().clone();
+    let path = uri.path();
     if let Some(joiner) = &state.join
         && (path == crate::join::CACERTS_PATH || path.starts_with("/v1-r8s/"))
     {

@@ -12,6 +12,7 @@ pub mod subresources;
 pub mod table;
 pub mod write;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ use serde_json::Value;
 
 use crate::ApiState;
 use crate::error::ApiError;
+use crate::metrics::Label;
 use crate::registry::{ResourceInfo, Subresource};
 
 /// Parsed query parameters (last value wins, like Go's `url.Values.Get`).
@@ -187,22 +189,38 @@ pub async fn resource_request(State(state): State<Arc<ApiState>>, req: Request) 
         return proxy::handle(&state, target, req).await;
     }
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let query = Query::parse(req.uri().query());
+    // A clone of the Uri shares its bytes.
+    let uri = req.uri().clone();
+    let path = uri.path();
+    let query = Query::parse(uri.query());
     let (parts, body) = req.into_parts();
     let headers = parts.headers;
     let start = std::time::Instant::now();
-    let (resp, label) = match route(&state, &method, &path, &query, &headers, body).await {
+    let (resp, label) = match route(&state, &method, path, &query, &headers, body).await {
         Ok((r, label)) => (r, label),
         Err((e, label)) => (e.into_response(), label),
     };
     state
         .metrics
-        .observe(&label.0, &label.1, resp.status().as_u16(), start.elapsed());
+        .observe(label, resp.status().as_u16(), start.elapsed());
     resp
 }
 
-type Label = (String, String);
+/// The method as a metrics verb.
+fn static_verb(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
+}
 
 async fn route(
     state: &Arc<ApiState>,
@@ -212,23 +230,23 @@ async fn route(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Response, Label), (ApiError, Label)> {
-    let unknown: Label = (method.as_str().to_string(), String::new());
+    let unknown = Label {
+        verb: static_verb(method),
+        resource: "",
+        subresource: None,
+    };
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group, version, rest) = match segs.as_slice() {
         ["api", v, rest @ ..] => ("", *v, rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
         _ => return Err((ApiError::path_not_found(), unknown)),
     };
-    let decoded: Vec<String> = rest
+    let decoded: Vec<Cow<'_, str>> = rest
         .iter()
-        .map(|s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy())
         .collect();
-    let refs: Vec<&str> = decoded.iter().map(String::as_str).collect();
-    let target = parse_target(state, group, version, &refs).map_err(|e| (e, unknown.clone()))?;
+    let refs: Vec<&str> = decoded.iter().map(|s| s.as_ref()).collect();
+    let target = parse_target(state, group, version, &refs).map_err(|e| (e, unknown))?;
     let watch = query.flag("watch");
     let verb = match (method, target.name.is_some(), watch) {
         (&Method::GET, _, true) => "WATCH",
@@ -239,14 +257,14 @@ async fn route(
         (&Method::PATCH, _, _) => "PATCH",
         (&Method::DELETE, false, _) => "DELETECOLLECTION",
         (&Method::DELETE, true, _) => "DELETE",
-        _ => method.as_str(),
+        _ => static_verb(method),
     };
-    let mut res_label = target.r.resource.to_string();
-    if let Some(s) = target.sub {
-        res_label = format!("{res_label}/{}", s.name());
-    }
-    let label: Label = (verb.to_string(), res_label);
-    let err = |e: ApiError| (e, label.clone());
+    let label = Label {
+        verb,
+        resource: target.r.resource,
+        subresource: target.sub.map(Subresource::name),
+    };
+    let err = |e: ApiError| (e, label);
 
     let needs_body = matches!(
         *method,
@@ -300,7 +318,7 @@ async fn route(
             target.r.qualified(),
         )),
     };
-    resp.map(|r| (r, label.clone())).map_err(err)
+    resp.map(|r| (r, label)).map_err(err)
 }
 
 async fn read_body(body: Body) -> Result<Bytes, ApiError> {

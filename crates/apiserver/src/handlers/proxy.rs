@@ -10,6 +10,7 @@
 //! Upgrade requests (WebSocket or SPDY) are forwarded and, after `101 Switching Protocols`,
 //! bytes are copied both ways; logs are streamed as they come.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ use serde_json::Value;
 use super::Query;
 use crate::ApiState;
 use crate::error::{ApiError, Cause, Qualified};
+use crate::metrics::Label;
 
 /// The default port of the node agent's server.
 pub const DEFAULT_KUBELET_PORT: u16 = 10250;
@@ -61,16 +63,19 @@ pub enum ProxyTarget {
 
 /// Recognizes the paths this module serves (`/api/v1/...` only).
 pub fn match_path(path: &str) -> Option<ProxyTarget> {
-    let segs: Vec<String> = path
-        .trim_start_matches('/')
+    // Every other request passes here too: reject it before decoding anything.
+    let rest = path.trim_start_matches('/');
+    if !rest.starts_with("api/v1/namespaces/")
+        && !rest.starts_with("api/v1/nodes/")
+        && !rest.contains('%')
+    {
+        return None;
+    }
+    let segs: Vec<Cow<'_, str>> = rest
         .split('/')
-        .map(|s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy())
         .collect();
-    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let segs: Vec<&str> = segs.iter().map(|s| s.as_ref()).collect();
     match segs.as_slice() {
         ["api", "v1", "namespaces", ns, "pods", name, sub]
             if !ns.is_empty() && !name.is_empty() =>
@@ -364,12 +369,17 @@ pub fn node_address(node: &Value) -> Option<(String, u16)> {
 /// Serves one agent-proxied request.
 pub async fn handle(state: &Arc<ApiState>, target: ProxyTarget, req: Request) -> Response {
     let start = std::time::Instant::now();
-    let (verb, label) = match &target {
-        ProxyTarget::Pod { sub, .. } => (
-            if *sub == "log" { "GET" } else { "CONNECT" },
-            format!("pods/{sub}"),
-        ),
-        ProxyTarget::Node { .. } => ("CONNECT", "nodes/proxy".to_string()),
+    let label = match &target {
+        ProxyTarget::Pod { sub, .. } => Label {
+            verb: if *sub == "log" { "GET" } else { "CONNECT" },
+            resource: "pods",
+            subresource: Some(sub),
+        },
+        ProxyTarget::Node { .. } => Label {
+            verb: "CONNECT",
+            resource: "nodes",
+            subresource: Some("proxy"),
+        },
     };
     let resp = match route(state, target, req).await {
         Ok(r) => r,
@@ -377,7 +387,7 @@ pub async fn handle(state: &Arc<ApiState>, target: ProxyTarget, req: Request) ->
     };
     state
         .metrics
-        .observe(verb, &label, resp.status().as_u16(), start.elapsed());
+        .observe(label, resp.status().as_u16(), start.elapsed());
     resp
 }
 

@@ -7,6 +7,7 @@
 //! watch cache and write with compare-and-swap on its revision, retrying on conflicts when the
 //! client gave no `resourceVersion` (upstream `GuaranteedUpdate`).
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::response::Response;
@@ -66,24 +67,34 @@ impl Warnings {
 
 /// Paths present in `input` but dropped by the typed round trip (unknown fields).
 pub fn unknown_fields(input: &Value, output: &Value, path: &str, out: &mut Vec<String>) {
+    let mut path = path.to_owned();
+    unknown_fields_at(input, output, &mut path, out);
+}
+
+/// [`unknown_fields`] with one path buffer, grown and cut back as the walk goes: a path is
+/// only copied when it names an unknown field.
+fn unknown_fields_at(input: &Value, output: &Value, path: &mut String, out: &mut Vec<String>) {
+    let len = path.len();
     match (input, output) {
         (Value::Object(i), Value::Object(o)) => {
             for (k, v) in i {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                match o.get(k) {
-                    Some(ov) => unknown_fields(v, ov, &p, out),
-                    None if v.is_null() => {}
-                    None => out.push(p),
+                if !path.is_empty() {
+                    path.push('.');
                 }
+                path.push_str(k);
+                match o.get(k) {
+                    Some(ov) => unknown_fields_at(v, ov, path, out),
+                    None if v.is_null() => {}
+                    None => out.push(path.clone()),
+                }
+                path.truncate(len);
             }
         }
         (Value::Array(i), Value::Array(o)) => {
             for (idx, (iv, ov)) in i.iter().zip(o.iter()).enumerate() {
-                unknown_fields(iv, ov, &format!("{path}[{idx}]"), out);
+                let _ = write!(path, "[{idx}]");
+                unknown_fields_at(iv, ov, path, out);
+                path.truncate(len);
             }
         }
         _ => {}

@@ -88,39 +88,41 @@ fn header(entry: &Value) -> Option<Header<'_>> {
     let Value::Object(m) = entry else {
         return None;
     };
+    // One pass in the encoder's key order, reading each value as its key goes by.
+    let (mut manager, mut operation, mut api_version, mut fields_type) = (None, None, None, None);
+    let (mut time, mut fields, mut subresource) = (None, None, None);
     let mut next = 0;
-    for k in m.keys() {
+    for (k, v) in m {
         let at = next + ENTRY_KEYS[next..].iter().position(|e| e == k)?;
         if (next..at).any(|skipped| !OPTIONAL_KEYS.contains(&skipped)) {
             return None;
         }
         next = at + 1;
+        match at {
+            0 => manager = Some(v.as_str()?),
+            1 => operation = Some(v.as_str()?),
+            2 => api_version = Some(v.as_str()?),
+            3 => time = Some(v.as_str()?),
+            4 => fields_type = Some(v.as_str()?),
+            5 => fields = Some(v.as_object()?),
+            _ => subresource = Some(v.as_str().filter(|s| !s.is_empty())?),
+        }
     }
     if (next..ENTRY_KEYS.len()).any(|missing| !OPTIONAL_KEYS.contains(&missing)) {
         return None;
     }
-    let str_of = |k: &str| m.get(k).and_then(Value::as_str);
-    let operation =
-        str_of("operation").filter(|o| *o == OPERATION_APPLY || *o == OPERATION_UPDATE)?;
-    let api_version = str_of("apiVersion").filter(|v| !v.is_empty())?;
-    if str_of("fieldsType") != Some("FieldsV1") {
+    let operation = operation.filter(|o| *o == OPERATION_APPLY || *o == OPERATION_UPDATE)?;
+    let api_version = api_version.filter(|v| !v.is_empty())?;
+    if fields_type != Some("FieldsV1") {
         return None;
     }
-    let time = match m.get("time") {
-        None => None,
-        Some(t) => Some(t.as_str()?),
-    };
-    let subresource = match m.get("subresource") {
-        None => None,
-        Some(s) => Some(s.as_str().filter(|s| !s.is_empty())?),
-    };
-    let fields = m.get("fieldsV1")?.as_object()?;
+    let fields = fields?;
     // An empty set is dropped by the slow path.
     if fields.is_empty() || !canonical_fields(fields, true) {
         return None;
     }
     Some(Header {
-        manager: str_of("manager")?,
+        manager: manager?,
         operation,
         api_version,
         time,
