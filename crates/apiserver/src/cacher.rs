@@ -22,6 +22,7 @@ use store::{Event, KeyValue, Revision, Store};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::projection::Projection;
 use crate::registry::{Registry, ResourceInfo};
 
 /// How many events each resource keeps for watches that start in the past.
@@ -195,9 +196,9 @@ pub struct Cacher {
     rv: AtomicI64,
     rv_tx: watch::Sender<Revision>,
     fields: FieldExtractor,
-    /// Key prefixes of the resources with selectable fields besides name and namespace: their
-    /// objects are parsed to extract them.
-    with_fields: std::collections::HashSet<&'static str>,
+    /// Key prefixes of the resources with selectable fields besides name and namespace, with
+    /// the members of their objects that those are read from.
+    with_fields: HashMap<&'static str, Projection>,
 }
 
 impl Cacher {
@@ -230,7 +231,10 @@ impl Cacher {
                     .iter()
                     .any(|f| !matches!(*f, "metadata.name" | "metadata.namespace"))
             })
-            .map(|r| r.key_prefix)
+            .map(|r| {
+                let paths = printers::fields::field_paths(r.group, r.resource);
+                (r.key_prefix, Projection::from_paths(paths))
+            })
             .collect();
         let cacher = Arc::new(Cacher {
             store,
@@ -350,10 +354,21 @@ impl Cacher {
     }
 
     fn build(&self, r: &ResourceInfo, kv: &KeyValue, rv: Revision) -> Option<CachedObject> {
-        if !self.with_fields.contains(r.key_prefix)
-            && let Some(obj) = Self::build_raw(kv, rv)
-        {
-            return Some(obj);
+        // Without parsing the whole object when its stored bytes can be served as they are.
+        match self.with_fields.get(r.key_prefix) {
+            None => {
+                if let Some(obj) = Self::build_raw(kv, rv) {
+                    return Some(obj);
+                }
+            }
+            Some(projection) => {
+                if let Some(mut obj) = Self::build_raw(kv, rv)
+                    && let Ok(part) = projection.parse(&kv.value)
+                {
+                    obj.fields = (self.fields)(r, &part);
+                    return Some(obj);
+                }
+            }
         }
         let mut v: Value = serde_json::from_slice(&kv.value).ok()?;
         crate::object::set_resource_version(&mut v, rv);

@@ -21,6 +21,7 @@ pub mod object;
 pub mod patching;
 pub mod pki;
 pub mod portalloc;
+pub mod projection;
 pub mod registry;
 pub mod server;
 pub mod service_alloc;

@@ -393,6 +393,47 @@ fn bool_string(obj: &Value, path: &[&str]) -> String {
         .to_string()
 }
 
+/// The JSON paths besides `metadata` that [`field_value`] reads for `resource` in `group`: a
+/// copy of an object holding only these (and its metadata) gives every field the same value.
+/// Keep in step with the readers below.
+pub fn field_paths(group: &str, resource: &str) -> &'static [&'static [&'static str]] {
+    match (group, resource) {
+        ("", "pods") => &[
+            &["spec", "nodeName"],
+            &["spec", "restartPolicy"],
+            &["spec", "schedulerName"],
+            &["spec", "serviceAccountName"],
+            &["spec", "hostNetwork"],
+            &["status", "phase"],
+            &["status", "nominatedNodeName"],
+            &["status", "podIP"],
+            &["status", "podIPs"],
+        ],
+        ("", "nodes") => &[&["spec", "unschedulable"]],
+        ("", "replicationcontrollers") => &[&["status", "replicas"]],
+        ("", "events") => &[
+            &["involvedObject"],
+            &["reason"],
+            &["type"],
+            &["reportingComponent"],
+            &["source"],
+        ],
+        ("events.k8s.io", "events") => &[
+            &["regarding"],
+            &["reason"],
+            &["type"],
+            &["reportingController"],
+            &["deprecatedSource"],
+        ],
+        ("", "namespaces") => &[&["status", "phase"]],
+        ("", "secrets") => &[&["type"]],
+        ("", "services") => &[&["spec", "clusterIP"], &["spec", "type"]],
+        ("batch", "jobs") => &[&["status", "succeeded"]],
+        ("certificates.k8s.io", _) => &[&["spec", "signerName"]],
+        _ => &[],
+    }
+}
+
 /// The value of field `field` of `obj` (JSON of `resource` in `group`) in the kind's
 /// selectable field set (`*ToSelectableFields`); `None` for a field the kind does not
 /// support. Supported fields that upstream does not put in the set (`status.podIPs`) read as
