@@ -5,9 +5,14 @@
 //! increments `count` and `lastTimestamp` of the existing Event instead of creating one; the
 //! repeats of one event go through the same lane, in order, so a repeat is never written
 //! before the Event it counts exists.
+//!
+//! Like client-go's `EventSourceObjectSpamFilter`, each source may record at most 25 events
+//! about one object at once, then one per 5 minutes: a ReplicaSet scaled to 10,000 replicas
+//! gets 25 `SuccessfulCreate` events, not 10,000 writes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use k8s_openapi::api::core::v1::{Event as CoreEvent, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
@@ -66,6 +71,76 @@ struct Seen {
 #[derive(Clone)]
 pub struct Recorder {
     lanes: Arc<[mpsc::Sender<Pending>]>,
+    spam: Arc<SpamFilter>,
+}
+
+/// client-go's defaults (`defaultSpamBurst`, `defaultSpamQPS`, `maxLruCacheEntries`).
+const SPAM_BURST: f64 = 25.0;
+const SPAM_QPS: f64 = 1.0 / 300.0;
+const SPAM_CACHE: usize = 4096;
+
+/// client-go's `EventSourceObjectSpamFilter`: a token bucket per source and involved object.
+#[derive(Debug)]
+struct SpamFilter {
+    /// `source.component` and `source.host`, the first part of every key.
+    source: String,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn refilled(self, now: Instant) -> f64 {
+        (self.tokens + now.saturating_duration_since(self.at).as_secs_f64() * SPAM_QPS)
+            .min(SPAM_BURST)
+    }
+}
+
+impl SpamFilter {
+    fn new(component: &str, host: Option<&str>) -> Self {
+        Self {
+            source: format!("{component}{}", host.unwrap_or_default()),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether an event about `r` may be recorded at `now` (upstream `getSpamKey`: the source,
+    /// then the object's kind, namespace, name, UID and apiVersion).
+    fn allow(&self, r: &ObjectReference, now: Instant) -> bool {
+        let key = [
+            self.source.as_str(),
+            r.kind.as_deref().unwrap_or_default(),
+            r.namespace.as_deref().unwrap_or_default(),
+            r.name.as_deref().unwrap_or_default(),
+            r.uid.as_deref().unwrap_or_default(),
+            r.api_version.as_deref().unwrap_or_default(),
+        ]
+        .concat();
+        let mut buckets = self.buckets.lock();
+        if buckets.len() >= SPAM_CACHE && !buckets.contains_key(&key) {
+            // A full bucket holds nothing a new one would not; then, as an LRU would, forget.
+            buckets.retain(|_, b| b.refilled(now) < SPAM_BURST);
+            if buckets.len() >= SPAM_CACHE {
+                buckets.clear();
+            }
+        }
+        let b = buckets.entry(key).or_insert(Bucket {
+            tokens: SPAM_BURST,
+            at: now,
+        });
+        b.tokens = b.refilled(now);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl std::fmt::Debug for Recorder {
@@ -102,7 +177,10 @@ impl Recorder {
                 tx
             })
             .collect();
-        Self { lanes }
+        Self {
+            lanes,
+            spam: Arc::new(SpamFilter::new(component, host)),
+        }
     }
 
     /// Records an event about `obj`.
@@ -124,6 +202,10 @@ impl Recorder {
         reason: &str,
         message: impl Into<String>,
     ) {
+        if !self.spam.allow(&regarding, Instant::now()) {
+            tracing::debug!(reason, "event dropped: too many about this object");
+            return;
+        }
         let p = Pending {
             regarding,
             type_,
@@ -236,5 +318,50 @@ impl Sink {
             }
             Err(e) => tracing::debug!(error = %e, reason = %p.reason, "event not recorded"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn pod(name: &str) -> ObjectReference {
+        ObjectReference {
+            kind: Some("Pod".into()),
+            namespace: Some("default".into()),
+            name: Some(name.into()),
+            uid: Some(format!("uid-{name}")),
+            api_version: Some("v1".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn spam_filter_allows_a_burst_of_25_per_object_then_one_per_5_minutes() {
+        let f = SpamFilter::new("replicaset-controller", None);
+        let t0 = Instant::now();
+        let a = pod("a");
+        assert_eq!((0..30).filter(|_| f.allow(&a, t0)).count(), 25);
+        // Another object, or another source about the same object, has its own bucket.
+        assert!(f.allow(&pod("b"), t0));
+        assert!(SpamFilter::new("default-scheduler", None).allow(&a, t0));
+        assert!(!f.allow(&a, t0 + Duration::from_secs(299)));
+        assert!(f.allow(&a, t0 + Duration::from_secs(301)));
+        assert!(!f.allow(&a, t0 + Duration::from_secs(302)));
+        // After long enough, the whole burst again.
+        let later = t0 + Duration::from_secs(300 * 30);
+        assert_eq!((0..30).filter(|_| f.allow(&a, later)).count(), 25);
+    }
+
+    #[test]
+    fn spam_filter_memory_is_bounded() {
+        let f = SpamFilter::new("c", None);
+        let t0 = Instant::now();
+        for i in 0..SPAM_CACHE + 10 {
+            assert!(f.allow(&pod(&format!("p{i}")), t0));
+        }
+        assert!(f.buckets.lock().len() <= SPAM_CACHE);
     }
 }
