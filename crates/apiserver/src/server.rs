@@ -69,14 +69,14 @@ async fn dispatch(State(state): State<Arc<ApiState>>, req: Request) -> Response 
     {
         let (parts, body) = req.into_parts();
         if let Some(resp) = joiner
-            .handle(&parts.method, &path, &parts.headers, body)
+            .handle(&parts.method, path, &parts.headers, body)
             .await
         {
             return resp;
         }
         return ApiError::path_not_found().into_response();
     }
-    let user = if is_public(&path) {
+    let user = if is_public(path) {
         None
     } else {
         match authenticate(&state, &req) {
@@ -90,7 +90,7 @@ async fn dispatch(State(state): State<Arc<ApiState>>, req: Request) -> Response 
         return self_subject_access_review(req, user).await;
     }
     if (req.method() == Method::GET || req.method() == Method::HEAD)
-        && let Some(resp) = fixed_route(&state, &path, req.uri().query(), req.headers())
+        && let Some(resp) = fixed_route(&state, path, req.uri().query(), req.headers())
     {
         return resp;
     }
