@@ -223,19 +223,19 @@ impl Cacher {
             });
         }
         let (rv_tx, _) = watch::channel(0);
-        let with_fields = registry
-            .all()
-            .iter()
-            .filter(|r| {
-                printers::fields::supported_fields(r.group, r.resource)
-                    .iter()
-                    .any(|f| !matches!(*f, "metadata.name" | "metadata.namespace"))
-            })
-            .map(|r| {
-                let paths = printers::fields::field_paths(r.group, r.resource);
-                (r.key_prefix, Projection::from_paths(paths))
-            })
-            .collect();
+        // Kinds sharing a storage prefix (core and events.k8s.io Events) share the projection:
+        // it keeps the members of them all.
+        let mut with_fields: HashMap<&'static str, Projection> = HashMap::new();
+        for r in registry.all().iter().filter(|r| {
+            printers::fields::supported_fields(r.group, r.resource)
+                .iter()
+                .any(|f| !matches!(*f, "metadata.name" | "metadata.namespace"))
+        }) {
+            with_fields
+                .entry(r.key_prefix)
+                .or_default()
+                .add_paths(printers::fields::field_paths(r.group, r.resource));
+        }
         let cacher = Arc::new(Cacher {
             store,
             registry,

@@ -19,10 +19,15 @@ impl Projection {
     /// top; a path that is a prefix of another keeps the whole value).
     pub fn from_paths(paths: &[&[&'static str]]) -> Projection {
         let mut p = Projection::default();
-        for path in paths {
-            p.add(path);
-        }
+        p.add_paths(paths);
         p
+    }
+
+    /// Keeps the values at `paths` too.
+    pub fn add_paths(&mut self, paths: &[&[&'static str]]) {
+        for path in paths {
+            self.add(path);
+        }
     }
 
     fn add(&mut self, path: &[&'static str]) {

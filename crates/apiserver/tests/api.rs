@@ -844,6 +844,38 @@ async fn pods_start_pending_with_defaults() {
     assert_eq!(l["items"].as_array().unwrap().len(), 1);
 }
 
+/// `kubectl describe` finds an object's Events by field selector. Core and events.k8s.io
+/// Events share their storage prefix, so the watch cache's projection must keep the members of
+/// both (it once kept only events.k8s.io's, and `describe` showed no Events).
+#[tokio::test]
+async fn core_events_are_selected_by_their_fields() {
+    let a = api().await;
+    let ev = json!({"apiVersion":"v1","kind":"Event","metadata":{"name":"e1"},
+        "involvedObject":{"kind":"Pod","namespace":"default","name":"web-1","uid":"u1","apiVersion":"v1"},
+        "reason":"Scheduled","message":"assigned","type":"Normal","source":{"component":"default-scheduler"}});
+    let (code, e) = a.post("/api/v1/namespaces/default/events", ev).await;
+    assert_eq!(code, StatusCode::CREATED, "{e}");
+    let count = |l: Value| l["items"].as_array().map_or(0, Vec::len);
+    for (selector, want) in [
+        (
+            "involvedObject.name%3Dweb-1,involvedObject.uid%3Du1,involvedObject.kind%3DPod",
+            1,
+        ),
+        ("involvedObject.name%3Dweb-2", 0),
+        (
+            "reason%3DScheduled,type%3DNormal,source%3Ddefault-scheduler",
+            1,
+        ),
+    ] {
+        let (_, l) = a
+            .get(&format!(
+                "/api/v1/namespaces/default/events?fieldSelector={selector}"
+            ))
+            .await;
+        assert_eq!(count(l), want, "{selector}");
+    }
+}
+
 #[tokio::test]
 async fn managed_fields_exclude_what_admission_adds() {
     let a = api().await;
