@@ -89,34 +89,34 @@ impl Metrics {
         }
         out.push_str("# HELP apiserver_request_duration_seconds Response latency distribution in seconds for each verb and resource.\n# TYPE apiserver_request_duration_seconds histogram\n");
         let l = self.latency.lock();
-        let mut keys: Vec<_> = l
+        let mut hists: Vec<_> = l
             .iter()
-            .map(|(label, h)| ((label.verb, label.resource_label()), h))
+            .map(|(label, h)| (label.verb, label.resource_label(), h))
             .collect();
-        keys.sort_by(|a, b| a.0.cmp(&b.0));
-        for ((verb, res), h) in keys {
-            let k = (verb, res);
+        hists.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        for (verb, res, h) in hists {
+            let labels = format!("resource=\"{res}\",verb=\"{verb}\"");
             for (i, b) in BUCKETS.iter().enumerate() {
                 let _ = writeln!(
                     out,
-                    "apiserver_request_duration_seconds_bucket{{resource=\"{}\",verb=\"{}\",le=\"{b}\"}} {}",
-                    k.1, k.0, h.counts[i]
+                    "apiserver_request_duration_seconds_bucket{{{labels},le=\"{b}\"}} {}",
+                    h.counts[i]
                 );
             }
             let _ = writeln!(
                 out,
-                "apiserver_request_duration_seconds_bucket{{resource=\"{}\",verb=\"{}\",le=\"+Inf\"}} {}",
-                k.1, k.0, h.count
+                "apiserver_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                h.count
             );
             let _ = writeln!(
                 out,
-                "apiserver_request_duration_seconds_sum{{resource=\"{}\",verb=\"{}\"}} {}",
-                k.1, k.0, h.sum
+                "apiserver_request_duration_seconds_sum{{{labels}}} {}",
+                h.sum
             );
             let _ = writeln!(
                 out,
-                "apiserver_request_duration_seconds_count{{resource=\"{}\",verb=\"{}\"}} {}",
-                k.1, k.0, h.count
+                "apiserver_request_duration_seconds_count{{{labels}}} {}",
+                h.count
             );
         }
         out
