@@ -11,9 +11,11 @@
 //! - [`record`]: an event recorder writing core/v1 Events (aggregated by count, like
 //!   client-go's `EventRecorder`), never blocking the caller.
 //! - [`labels`]: label selector matching.
+//! - [`client`]: a kube-rs client over HTTP/2, one connection per process as client-go's.
 //! - [`leaderelection`]: leader election on a Lease, like client-go's `leaderelection`.
 
 pub mod cache;
+pub mod client;
 pub mod labels;
 pub mod leaderelection;
 pub mod record;

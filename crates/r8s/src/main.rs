@@ -665,7 +665,7 @@ async fn client_from(kubeconfig: &std::path::Path) -> anyhow::Result<kube::Clien
     let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
         .await
         .context("loading the kubeconfig")?;
-    kube::Client::try_from(config).context("creating the API client")
+    informers::client::http2(config).context("creating the API client")
 }
 
 async fn agent_command(args: AgentCommandArgs) -> anyhow::Result<()> {
