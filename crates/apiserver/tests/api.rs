@@ -877,6 +877,46 @@ async fn core_events_are_selected_by_their_fields() {
 }
 
 #[tokio::test]
+async fn events_v1_are_selected_by_their_own_field_names() {
+    let a = api().await;
+    let ev = json!({"apiVersion":"events.k8s.io/v1","kind":"Event","metadata":{"name":"e2"},
+        "eventTime":"2026-01-01T00:00:00.000000Z","action":"Binding",
+        "regarding":{"kind":"Pod","namespace":"default","name":"web-1","uid":"u1","apiVersion":"v1"},
+        "reason":"Scheduled","note":"assigned","type":"Normal",
+        "reportingController":"default-scheduler","reportingInstance":"s-1"});
+    let (code, e) = a
+        .post("/apis/events.k8s.io/v1/namespaces/default/events", ev)
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{e}");
+    let count = |l: Value| l["items"].as_array().map_or(0, Vec::len);
+    for (selector, want) in [
+        (
+            "regarding.name%3Dweb-1,regarding.uid%3Du1,regarding.kind%3DPod",
+            1,
+        ),
+        ("regarding.name%3Dweb-2", 0),
+        (
+            "reportingController%3Ddefault-scheduler,reason%3DScheduled",
+            1,
+        ),
+        ("reportingController!%3Ddefault-scheduler", 0),
+        ("type%3DNormal,metadata.name%3De2", 1),
+    ] {
+        let (_, l) = a
+            .get(&format!(
+                "/apis/events.k8s.io/v1/namespaces/default/events?fieldSelector={selector}"
+            ))
+            .await;
+        assert_eq!(count(l), want, "{selector}");
+    }
+    // The same event through the core API, by its core names.
+    let (_, l) = a
+        .get("/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dweb-1,reportingComponent%3Ddefault-scheduler")
+        .await;
+    assert_eq!(count(l), 1);
+}
+
+#[tokio::test]
 async fn managed_fields_exclude_what_admission_adds() {
     let a = api().await;
     let pod = json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"mf"},"spec":{"containers":[{"name":"c","image":"nginx"}]}});

@@ -214,6 +214,23 @@ impl FieldSelector {
         Ok(FieldSelector { terms })
     }
 
+    /// The selector in the field names of the stored form, for kinds stored as another
+    /// group's kind: events.k8s.io Events are stored as core Events, so `regarding.*` becomes
+    /// `involvedObject.*` and `reportingController` `reportingComponent` (upstream converts
+    /// the labels to the internal Event's names the same way). Other kinds are unchanged.
+    pub fn to_storage(mut self, group: &str, resource: &str) -> FieldSelector {
+        if (group, resource) == ("events.k8s.io", "events") {
+            for t in &mut self.terms {
+                if let Some(sub) = t.field.strip_prefix("regarding.") {
+                    t.field = format!("involvedObject.{sub}");
+                } else if t.field == "reportingController" {
+                    t.field = "reportingComponent".into();
+                }
+            }
+        }
+        self
+    }
+
     /// Whether `obj` (a JSON object of `resource` in `group`) matches, with the values of
     /// [`field_value`]. Call [`FieldSelector::validate_for`] first: unsupported labels
     /// read as the empty string here.

@@ -56,7 +56,8 @@ impl Filter {
             Some(s) => {
                 let sel = printers::fields::FieldSelector::parse(s)
                     .and_then(|sel| sel.validate_for(t.r.group, t.r.resource))
-                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?
+                    .to_storage(t.r.group, t.r.resource);
                 (!sel.is_empty()).then_some(sel)
             }
             None => None,
