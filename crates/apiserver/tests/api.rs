@@ -855,7 +855,6 @@ async fn core_events_are_selected_by_their_fields() {
         "reason":"Scheduled","message":"assigned","type":"Normal","source":{"component":"default-scheduler"}});
     let (code, e) = a.post("/api/v1/namespaces/default/events", ev).await;
     assert_eq!(code, StatusCode::CREATED, "{e}");
-    let count = |l: Value| l["items"].as_array().map_or(0, Vec::len);
     for (selector, want) in [
         (
             "involvedObject.name%3Dweb-1,involvedObject.uid%3Du1,involvedObject.kind%3DPod",
@@ -867,13 +866,20 @@ async fn core_events_are_selected_by_their_fields() {
             1,
         ),
     ] {
-        let (_, l) = a
-            .get(&format!(
-                "/api/v1/namespaces/default/events?fieldSelector={selector}"
-            ))
-            .await;
-        assert_eq!(count(l), want, "{selector}");
+        assert_eq!(
+            selected(&a, CORE_EVENTS, selector).await,
+            want,
+            "{selector}"
+        );
     }
+}
+
+const CORE_EVENTS: &str = "/api/v1/namespaces/default/events";
+
+/// How many objects of the list at `path` the (escaped) field selector selects.
+async fn selected(a: &Api, path: &str, selector: &str) -> usize {
+    let (_, l) = a.get(&format!("{path}?fieldSelector={selector}")).await;
+    l["items"].as_array().map_or(0, Vec::len)
 }
 
 #[tokio::test]
@@ -888,7 +894,6 @@ async fn events_v1_are_selected_by_their_own_field_names() {
         .post("/apis/events.k8s.io/v1/namespaces/default/events", ev)
         .await;
     assert_eq!(code, StatusCode::CREATED, "{e}");
-    let count = |l: Value| l["items"].as_array().map_or(0, Vec::len);
     for (selector, want) in [
         (
             "regarding.name%3Dweb-1,regarding.uid%3Du1,regarding.kind%3DPod",
@@ -902,18 +907,12 @@ async fn events_v1_are_selected_by_their_own_field_names() {
         ("reportingController!%3Ddefault-scheduler", 0),
         ("type%3DNormal,metadata.name%3De2", 1),
     ] {
-        let (_, l) = a
-            .get(&format!(
-                "/apis/events.k8s.io/v1/namespaces/default/events?fieldSelector={selector}"
-            ))
-            .await;
-        assert_eq!(count(l), want, "{selector}");
+        let path = "/apis/events.k8s.io/v1/namespaces/default/events";
+        assert_eq!(selected(&a, path, selector).await, want, "{selector}");
     }
     // The same event through the core API, by its core names.
-    let (_, l) = a
-        .get("/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dweb-1,reportingComponent%3Ddefault-scheduler")
-        .await;
-    assert_eq!(count(l), 1);
+    let core = "involvedObject.name%3Dweb-1,reportingComponent%3Ddefault-scheduler";
+    assert_eq!(selected(&a, CORE_EVENTS, core).await, 1);
 }
 
 #[tokio::test]
