@@ -124,7 +124,7 @@ pub async fn run(
     let args: Vec<String> = sim_args(false);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let sim = Helper::start(r8s, &args, &sim_log)?;
-    wait_nodes_ready(&client, plan.nodes).await?;
+    wait_nodes_ready(&client, plan.nodes, None).await?;
     report.figures.push(Figure::info(
         format!("{} simulated nodes registered and Ready", plan.nodes),
         format!("{:.1} s", started.elapsed().as_secs_f64()),
@@ -198,8 +198,11 @@ pub async fn run(
     progress("restarting the simulated nodes with pods");
     let args: Vec<String> = sim_args(true);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let restarted = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     let sim = Helper::start(r8s, &args, &srv.root().join("sim2.log"))?;
-    wait_nodes_ready(&client, plan.nodes).await?;
+    wait_nodes_ready(&client, plan.nodes, Some(restarted)).await?;
 
     // A large Deployment to fully Running.
     let ns = "bench-deploy";
@@ -289,7 +292,15 @@ pub async fn run(
     Ok(report)
 }
 
-async fn wait_nodes_ready(client: &Client, n: usize) -> Result<(), BenchError> {
+/// Waits until `n` nodes are Ready with a podCIDR and, with `reported_since` (Unix seconds),
+/// have reported their status since then: a restarted sim reports every node once as it
+/// registers them again (as kubelets do when they start), and that burst should not overlap
+/// what is measured next.
+async fn wait_nodes_ready(
+    client: &Client,
+    n: usize,
+    reported_since: Option<i64>,
+) -> Result<(), BenchError> {
     let api: Api<Node> = Api::all(client.clone());
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
@@ -304,7 +315,17 @@ async fn wait_nodes_ready(client: &Client, n: usize) -> Result<(), BenchError> {
                 n.status
                     .as_ref()
                     .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                    .is_some_and(|c| {
+                        c.iter().any(|c| {
+                            c.type_ == "Ready"
+                                && c.status == "True"
+                                && reported_since.is_none_or(|t| {
+                                    c.last_heartbeat_time
+                                        .as_ref()
+                                        .is_some_and(|h| h.0.as_second() >= t)
+                                })
+                        })
+                    })
                     && n.spec.as_ref().and_then(|s| s.pod_cidr.as_ref()).is_some()
             })
             .count();
