@@ -7,7 +7,7 @@
 //! [`Informer::subscribe`] delivers the existing objects as `Added`, then every change, in order.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -76,32 +76,18 @@ pub fn key_of<K: Resource>(obj: &K) -> String {
 /// The function of an index: the index values of an object.
 pub type IndexFn<K> = Arc<dyn Fn(&K) -> Vec<String> + Send + Sync>;
 
-/// An index: its function, and for each index value the objects that have it, by key. The
-/// objects themselves are kept (not only their keys), so a lookup (a ReplicaSet's pods, on
-/// each of its syncs) costs no second search in the cache per object.
 struct Index<K> {
     func: IndexFn<K>,
-    map: HashMap<String, HashMap<String, Arc<K>>>,
+    map: HashMap<String, HashSet<String>>,
 }
 
 impl<K> Index<K> {
-    fn insert(&mut self, key: &str, obj: &Arc<K>) {
-        self.insert_values(key, obj, (self.func)(obj));
+    fn insert(&mut self, key: &str, obj: &K) {
+        self.insert_values(key, (self.func)(obj));
     }
-    fn insert_values(&mut self, key: &str, obj: &Arc<K>, values: Vec<String>) {
+    fn insert_values(&mut self, key: &str, values: Vec<String>) {
         for v in values {
-            self.map
-                .entry(v)
-                .or_default()
-                .insert(key.to_string(), obj.clone());
-        }
-    }
-    /// Points the entries of `key` under `values` at its new version.
-    fn refresh(&mut self, key: &str, obj: &Arc<K>, values: &[String]) {
-        for v in values {
-            if let Some(o) = self.map.get_mut(v).and_then(|m| m.get_mut(key)) {
-                *o = obj.clone();
-            }
+            self.map.entry(v).or_default().insert(key.to_string());
         }
     }
     fn remove(&mut self, key: &str, obj: &K) {
@@ -136,13 +122,12 @@ impl<K> State<K> {
             if let Some(old) = &old {
                 let before = (idx.func)(old);
                 if before == values {
-                    // Most updates (status, heartbeats) leave the index values as they are.
-                    idx.refresh(&key, &obj, &values);
+                    // Most updates (status, heartbeats) leave the index as it is.
                     continue;
                 }
                 idx.remove_values(&key, before);
             }
-            idx.insert_values(&key, &obj, values);
+            idx.insert_values(&key, values);
         }
         old
     }
@@ -278,7 +263,11 @@ impl<K: Object> Informer<K> {
         };
         idx.map
             .get(value)
-            .map(|objs| objs.values().cloned().collect())
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|k| st.items.get(k).cloned())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -288,7 +277,7 @@ impl<K: Object> Informer<K> {
         st.indexes
             .get(name)
             .and_then(|i| i.map.get(value))
-            .map_or(0, HashMap::len)
+            .map_or(0, HashSet::len)
     }
 
     /// Number of objects.
@@ -547,29 +536,6 @@ mod tests {
             Arc::new(|p: &Pod| p.metadata.uid.iter().cloned().collect()),
         );
         assert_eq!(inf.by_index("uid", "uid-p2").len(), 1);
-    }
-
-    #[tokio::test]
-    async fn index_lookups_return_the_newest_version() {
-        let inf = Informer::<Pod>::new();
-        inf.add_index("node", node_index());
-        inf.apply(pod("a", "p1", "1", Some("n1")));
-        // An update that keeps the index value (a status change, typically).
-        inf.apply(pod("a", "p1", "2", Some("n1")));
-        let found = inf.by_index("node", "n1");
-        assert_eq!(found.len(), 1);
-        assert_eq!(found[0].metadata.resource_version.as_deref(), Some("2"));
-        assert_eq!(
-            inf.list_namespace("a")[0]
-                .metadata
-                .resource_version
-                .as_deref(),
-            Some("2")
-        );
-        // Deleted objects leave every index.
-        inf.delete(&pod("a", "p1", "3", Some("n1")));
-        assert!(inf.by_index("node", "n1").is_empty());
-        assert_eq!(inf.count_by_index("node", "n1"), 0);
     }
 
     #[tokio::test]
