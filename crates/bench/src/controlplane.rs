@@ -198,9 +198,7 @@ pub async fn run(
     progress("restarting the simulated nodes with pods");
     let args: Vec<String> = sim_args(true);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let restarted = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let restarted = k8s_openapi::jiff::Timestamp::now();
     let sim = Helper::start(r8s, &args, &srv.root().join("sim2.log"))?;
     wait_nodes_ready(&client, plan.nodes, Some(restarted)).await?;
 
@@ -292,14 +290,13 @@ pub async fn run(
     Ok(report)
 }
 
-/// Waits until `n` nodes are Ready with a podCIDR and, with `reported_since` (Unix seconds),
-/// have reported their status since then: a restarted sim reports every node once as it
-/// registers them again (as kubelets do when they start), and that burst should not overlap
-/// what is measured next.
+/// Waits until `n` nodes are Ready with a podCIDR and, with `reported_since`, have reported
+/// their status since then: a restarted sim reports every node once as it registers them again
+/// (as kubelets do when they start), and that burst should not overlap what is measured next.
 async fn wait_nodes_ready(
     client: &Client,
     n: usize,
-    reported_since: Option<i64>,
+    reported_since: Option<k8s_openapi::jiff::Timestamp>,
 ) -> Result<(), BenchError> {
     let api: Api<Node> = Api::all(client.clone());
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -322,7 +319,8 @@ async fn wait_nodes_ready(
                                 && reported_since.is_none_or(|t| {
                                     c.last_heartbeat_time
                                         .as_ref()
-                                        .is_some_and(|h| h.0.as_second() >= t)
+                                        // Heartbeat times have whole seconds.
+                                        .is_some_and(|h| h.0.as_second() >= t.as_second())
                                 })
                         })
                     })
