@@ -8,6 +8,7 @@
 
 pub mod bootstrap_services;
 pub mod cacher;
+pub mod conn_exec;
 pub mod conversion;
 pub mod discovery;
 pub mod error;

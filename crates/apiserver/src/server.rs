@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Method, StatusCode, header};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -331,21 +331,26 @@ pub async fn serve_tls(
                 req.map(Body::new)
             });
             let svc = TowerToHyperService::new(svc);
-            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let mut driver = crate::conn_exec::Driver::default();
+            let mut builder = hyper_util::server::conn::auto::Builder::new(driver.executor());
             // client-go multiplexes every request of a process (informers hold one watch per
             // resource) over one HTTP/2 connection; hyper's default of 200 streams is too few.
             builder.http2().max_concurrent_streams(1000);
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
             tokio::pin!(conn);
             tokio::select! {
-                res = conn.as_mut() => {
+                res = driver.run(conn.as_mut()) => {
                     if let Err(e) = res {
                         tracing::debug!(%peer, error = %e, "connection ended with error");
                     }
                 }
                 _ = shutdown.cancelled() => {
                     conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), conn).await;
+                    let _ = tokio::time::timeout(
+                        std::time::Duration::from_secs(5),
+                        driver.run(conn.as_mut()),
+                    )
+                    .await;
                 }
             }
         });
