@@ -48,23 +48,23 @@ impl Shared {
     }
 }
 
-struct ConnWaker(Arc<Shared>);
-impl Wake for ConnWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.mark(&self.0.conn_due);
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.mark(&self.0.conn_due);
-    }
+/// Wakes the connection (`streams: false`) or the streams of a [`Driver`].
+struct FlagWaker {
+    shared: Arc<Shared>,
+    streams: bool,
 }
 
-struct StreamsWaker(Arc<Shared>);
-impl Wake for StreamsWaker {
+impl Wake for FlagWaker {
     fn wake(self: Arc<Self>) {
-        self.0.mark(&self.0.streams_due);
+        self.wake_by_ref();
     }
     fn wake_by_ref(self: &Arc<Self>) {
-        self.0.mark(&self.0.streams_due);
+        let s = &self.shared;
+        s.mark(if self.streams {
+            &s.streams_due
+        } else {
+            &s.conn_due
+        });
     }
 }
 
@@ -104,8 +104,14 @@ impl Default for Driver {
             streams_due: AtomicBool::new(false),
         });
         Driver {
-            conn_waker: Waker::from(Arc::new(ConnWaker(shared.clone()))),
-            streams_waker: Waker::from(Arc::new(StreamsWaker(shared.clone()))),
+            conn_waker: Waker::from(Arc::new(FlagWaker {
+                shared: shared.clone(),
+                streams: false,
+            })),
+            streams_waker: Waker::from(Arc::new(FlagWaker {
+                shared: shared.clone(),
+                streams: true,
+            })),
             shared,
             streams: FuturesUnordered::new(),
         }
