@@ -17,6 +17,12 @@ pub struct NodeInfo {
     pub name: String,
     /// The node (`None` while pods of an unknown node are cached).
     pub node: Option<Arc<Node>>,
+    /// `spec.unschedulable`. This and `has_taints` are what the filters read of every node they
+    /// visit; kept here, beside the other per-node fields in the cache's array, filtering an
+    /// untainted node does not follow the pointer to its `Node` (a cache miss per node).
+    pub unschedulable: bool,
+    /// Whether `spec.taints` is not empty.
+    has_taints: bool,
     /// `status.allocatable`.
     pub allocatable: Resource,
     /// `status.allocatable.pods`.
@@ -51,6 +57,8 @@ impl NodeInfo {
         Self {
             name: name.to_string(),
             node: None,
+            unschedulable: false,
+            has_taints: false,
             allocatable: Resource::default(),
             allowed_pods: 0,
             requested: Resource::default(),
@@ -76,7 +84,18 @@ impl NodeInfo {
     fn set_node(&mut self, node: Arc<Node>) {
         self.allocatable = node_allocatable(&node);
         self.allowed_pods = allowed_pods(&node);
+        let spec = node.spec.as_ref();
+        self.unschedulable = spec.and_then(|s| s.unschedulable).unwrap_or(false);
+        self.has_taints = spec
+            .and_then(|s| s.taints.as_ref())
+            .is_some_and(|t| !t.is_empty());
         self.node = Some(node);
+    }
+
+    fn take_node(&mut self) -> Option<Arc<Node>> {
+        self.unschedulable = false;
+        self.has_taints = false;
+        self.node.take()
     }
 
     /// The node's labels.
@@ -89,6 +108,9 @@ impl NodeInfo {
 
     /// The node's taints.
     pub fn taints(&self) -> &[k8s_openapi::api::core::v1::Taint] {
+        if !self.has_taints {
+            return &[];
+        }
         self.node
             .as_ref()
             .and_then(|n| n.spec.as_ref())
@@ -324,7 +346,7 @@ impl Cache {
             return;
         };
         self.tree_remove(slot);
-        if let Some(old) = self.slots[slot].as_mut().and_then(|ni| ni.node.take()) {
+        if let Some(old) = self.slots[slot].as_mut().and_then(NodeInfo::take_node) {
             self.count_labels(&old, -1);
         }
         self.release_if_empty(slot);
@@ -559,6 +581,31 @@ mod tests {
         c.remove_pod("uid-a");
         assert_eq!(c.node(s).requested.milli_cpu, 500);
         assert_eq!(c.node(s).label_counts.len(), 4);
+    }
+
+    #[test]
+    fn the_filters_view_of_a_node_follows_its_updates() {
+        let mut c = Cache::default();
+        c.add_node(Arc::new(node("n1", &[], "4", "8Gi", "110")));
+        let s = c.slot_of("n1").unwrap();
+        assert!(!c.node(s).unschedulable);
+        assert!(c.node(s).taints().is_empty());
+        let mut cordoned = node("n1", &[], "4", "8Gi", "110");
+        cordoned.spec = Some(k8s_openapi::api::core::v1::NodeSpec {
+            unschedulable: Some(true),
+            taints: Some(vec![k8s_openapi::api::core::v1::Taint {
+                key: "k".into(),
+                effect: "NoSchedule".into(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+        c.add_node(Arc::new(cordoned));
+        assert!(c.node(s).unschedulable);
+        assert_eq!(c.node(s).taints().len(), 1);
+        c.add_node(Arc::new(node("n1", &[], "4", "8Gi", "110")));
+        assert!(!c.node(s).unschedulable);
+        assert!(c.node(s).taints().is_empty());
     }
 
     #[test]

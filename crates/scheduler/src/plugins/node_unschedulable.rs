@@ -12,13 +12,7 @@ pub const ERR_REASON_UNSCHEDULABLE: &str = "node(s) were unschedulable";
 
 /// The filter.
 pub fn filter(spec: &PodSpec, node: &NodeInfo) -> FilterResult {
-    let unschedulable = node
-        .node
-        .as_ref()
-        .and_then(|n| n.spec.as_ref())
-        .and_then(|s| s.unschedulable)
-        .unwrap_or(false);
-    if !unschedulable {
+    if !node.unschedulable {
         return Ok(());
     }
     let taint = Taint {
