@@ -38,6 +38,11 @@ struct Shared {
 impl Shared {
     fn mark(&self, flag: &AtomicBool) {
         flag.store(true, SeqCst);
+        self.wake_unless_polling();
+    }
+
+    /// Wakes the task, unless it is being polled (then it sees the work before it sleeps).
+    fn wake_unless_polling(&self) {
         if !self.polling.load(SeqCst) {
             self.task.wake();
         }
@@ -80,9 +85,7 @@ where
 {
     fn execute(&self, fut: F) {
         self.shared.queue.lock().push(Box::pin(fut));
-        if !self.shared.polling.load(SeqCst) {
-            self.shared.task.wake();
-        }
+        self.shared.wake_unless_polling();
     }
 }
 
@@ -190,10 +193,9 @@ mod tests {
         let exec = driver.executor();
         let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<u32>();
-        let e2 = exec;
         // The "connection" hands a stream to the executor, then waits for the stream's answer.
         let conn = async move {
-            e2.execute(async move {
+            exec.execute(async move {
                 let v = rx.await.unwrap_or(0);
                 let _ = done_tx.send(v + 1);
             });
@@ -209,9 +211,8 @@ mod tests {
         let mut driver = Driver::default();
         let exec = driver.executor();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let e2 = exec;
         let conn = async move {
-            e2.execute(async move {
+            exec.execute(async move {
                 // Never completes on its own; dropping it drops `tx`.
                 let _tx = tx;
                 std::future::pending::<()>().await;
