@@ -7,16 +7,25 @@
 //! [`ConnExecutor`] instead queues the stream futures and [`Driver`] polls them together with the
 //! connection, in one task: a request that waits (on the store, a watch) still waits without
 //! blocking the others, and different connections still run on different workers.
+//!
+//! [`CoalescedIo`] makes the answers of one round leave together: h2 flushes its socket after
+//! every response body bigger than 256 bytes (it sends such a body without copying it, and must
+//! write it out before it can queue the next frame), so the Lease renewals answered by one store
+//! commit cost one TLS record and one `writev` each. Inside the driver's polls of the connection
+//! those flushes only mark the output due, and the driver writes it all out after each poll.
 
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Wake, Waker, ready};
 
+use bytes::{Buf, BytesMut};
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::task::AtomicWaker;
 use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 type StreamFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -95,6 +104,7 @@ pub struct Driver {
     streams: FuturesUnordered<StreamFuture>,
     conn_waker: Waker,
     streams_waker: Waker,
+    output: Option<Arc<dyn Output>>,
 }
 
 impl Default for Driver {
@@ -117,6 +127,7 @@ impl Default for Driver {
             })),
             shared,
             streams: FuturesUnordered::new(),
+            output: None,
         }
     }
 }
@@ -127,6 +138,23 @@ impl Driver {
         ConnExecutor {
             shared: self.shared.clone(),
         }
+    }
+
+    /// Wraps the connection's IO so that its writes during one poll of the connection leave
+    /// together, after that poll (see [`CoalescedIo`]).
+    pub fn coalesce<T>(&mut self, io: T) -> CoalescedIo<T>
+    where
+        T: AsyncWrite + Unpin + Send + 'static,
+    {
+        let state = Arc::new(Mutex::new(IoState {
+            io,
+            out: BytesMut::new(),
+            defer: false,
+            flush_due: false,
+            error: None,
+        }));
+        self.output = Some(state.clone());
+        CoalescedIo { state }
     }
 
     /// Polls `conn` and the streams until `conn` completes. Streams still running are kept for
@@ -161,7 +189,17 @@ impl Driver {
             // Then let the connection send what they answered and read what came meanwhile.
             if shared.conn_due.swap(false, SeqCst) {
                 let mut ccx = Context::from_waker(&self.conn_waker);
-                if let Poll::Ready(out) = conn.as_mut().poll(&mut ccx) {
+                if let Some(o) = &self.output {
+                    o.set_defer(true);
+                }
+                let polled = conn.as_mut().poll(&mut ccx);
+                if let Some(o) = &self.output {
+                    o.set_defer(false);
+                }
+                // What this round answered leaves now, in one write (and what it wrote last,
+                // such as an upgrade's `101 Switching Protocols`, before the connection ends).
+                self.write_out();
+                if let Poll::Ready(out) = polled {
                     shared.polling.store(false, SeqCst);
                     return Poll::Ready(out);
                 }
@@ -179,6 +217,157 @@ impl Driver {
         shared.polling.store(false, SeqCst);
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// Writes out what the connection flushed during its poll. A write that cannot finish now
+    /// wakes the connection when the socket takes more; a failed one fails the connection's
+    /// next read or write.
+    fn write_out(&self) {
+        if let Some(o) = &self.output {
+            let mut ccx = Context::from_waker(&self.conn_waker);
+            if o.write_out(&mut ccx) {
+                self.shared.conn_due.store(true, SeqCst);
+            }
+        }
+    }
+}
+
+/// What a [`Driver`] needs of its connection's [`CoalescedIo`].
+trait Output: Send + Sync {
+    fn set_defer(&self, defer: bool);
+    /// Writes and flushes the output a deferred flush left behind; true if that failed.
+    fn write_out(&self, cx: &mut Context<'_>) -> bool;
+}
+
+/// Bytes the connection wrote and has not yet handed to the socket, at most this many (more
+/// waits for the socket).
+const MAX_HELD: usize = 64 * 1024;
+
+struct IoState<T> {
+    io: T,
+    /// Written by the connection, not yet passed to `io`.
+    out: BytesMut,
+    /// Set while the driver polls the connection: flushes only mark the output due.
+    defer: bool,
+    flush_due: bool,
+    /// A failure of [`Output::write_out`], returned by the connection's next IO call.
+    error: Option<io::Error>,
+}
+
+impl<T> IoState<T> {
+    fn take_error(&mut self) -> io::Result<()> {
+        self.error.take().map_or(Ok(()), Err)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> IoState<T> {
+    /// Passes the held bytes to `io`.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.out.is_empty() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.out))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.out.advance(n);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_drain(cx))?;
+        ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+        self.flush_due = false;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: AsyncWrite + Unpin + Send> Output for Mutex<IoState<T>> {
+    fn set_defer(&self, defer: bool) {
+        self.lock().defer = defer;
+    }
+
+    fn write_out(&self, cx: &mut Context<'_>) -> bool {
+        let mut s = self.lock();
+        if !s.flush_due && s.out.is_empty() {
+            return false;
+        }
+        match s.poll_flush(cx) {
+            Poll::Ready(Err(e)) => {
+                s.error = Some(e);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The IO of a connection run by a [`Driver`] (see [`Driver::coalesce`]): while the driver polls
+/// the connection, writes are held and flushes deferred to the end of that poll; outside
+/// those polls (an upgraded connection's own task) it passes everything through.
+pub struct CoalescedIo<T> {
+    state: Arc<Mutex<IoState<T>>>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for CoalescedIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let mut s = self.state.lock();
+        s.take_error()?;
+        Pin::new(&mut s.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for CoalescedIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[io::IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let mut s = self.state.lock();
+        s.take_error()?;
+        let len: usize = bufs.iter().map(|b| b.len()).sum();
+        if !s.defer || s.out.len() + len > MAX_HELD {
+            ready!(s.poll_drain(cx))?;
+            if !s.defer || len > MAX_HELD {
+                return Pin::new(&mut s.io).poll_write_vectored(cx, bufs);
+            }
+        }
+        for b in bufs {
+            s.out.extend_from_slice(b);
+        }
+        Poll::Ready(Ok(len))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut s = self.state.lock();
+        s.take_error()?;
+        s.flush_due = true;
+        if s.defer {
+            return Poll::Ready(Ok(()));
+        }
+        s.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut s = self.state.lock();
+        s.take_error()?;
+        ready!(s.poll_drain(cx))?;
+        Pin::new(&mut s.io).poll_shutdown(cx)
     }
 }
 
@@ -263,6 +452,112 @@ mod tests {
             counter.0.load(SeqCst),
             0,
             "no self-wake (a yield to another worker)"
+        );
+    }
+
+    /// Records what reaches the socket.
+    #[derive(Clone, Default)]
+    struct Socket {
+        writes: Arc<Mutex<Vec<Vec<u8>>>>,
+        flushes: Arc<std::sync::atomic::AtomicUsize>,
+        broken: bool,
+    }
+
+    impl AsyncWrite for Socket {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            if self.broken {
+                return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+            }
+            self.writes.lock().push(buf.to_vec());
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.flushes.fetch_add(1, SeqCst);
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn write_and_flush(
+        io: &mut CoalescedIo<Socket>,
+        cx: &mut Context<'_>,
+        b: &[u8],
+    ) -> io::Result<()> {
+        match Pin::new(&mut *io).poll_write(cx, b) {
+            Poll::Ready(Ok(n)) => assert_eq!(n, b.len()),
+            Poll::Ready(Err(e)) => return Err(e),
+            Poll::Pending => panic!("the test socket never blocks"),
+        }
+        match Pin::new(io).poll_flush(cx) {
+            Poll::Ready(r) => r,
+            Poll::Pending => panic!("the test socket never blocks"),
+        }
+    }
+
+    #[test]
+    fn what_a_round_flushes_leaves_in_one_write() {
+        let mut driver = Driver::default();
+        let socket = Socket::default();
+        let mut io = driver.coalesce(socket.clone());
+        let seen = socket.clone();
+        // The connection answers three requests, flushing after each (as h2 does for bodies
+        // over 256 bytes), then waits for more.
+        let conn = std::future::poll_fn(move |cx| {
+            for b in [b"one ".as_slice(), b"two ", b"three"] {
+                write_and_flush(&mut io, cx, b).expect("written");
+            }
+            assert!(seen.writes.lock().is_empty(), "held while the round runs");
+            Poll::<()>::Pending
+        });
+        let waker = Waker::from(Arc::new(Counter(std::sync::atomic::AtomicUsize::new(0))));
+        let mut cx = Context::from_waker(&waker);
+        let conn = std::pin::pin!(conn);
+        let mut fut = std::pin::pin!(driver.run(conn));
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(*socket.writes.lock(), vec![b"one two three".to_vec()]);
+        assert_eq!(socket.flushes.load(SeqCst), 1);
+    }
+
+    #[test]
+    fn outside_the_driver_writes_pass_through() {
+        // An upgraded connection (exec, port-forward) writes from its own task.
+        let mut driver = Driver::default();
+        let socket = Socket::default();
+        let mut io = driver.coalesce(socket.clone());
+        let waker = Waker::from(Arc::new(Counter(std::sync::atomic::AtomicUsize::new(0))));
+        let mut cx = Context::from_waker(&waker);
+        write_and_flush(&mut io, &mut cx, b"stdout").expect("written");
+        assert_eq!(*socket.writes.lock(), vec![b"stdout".to_vec()]);
+        assert_eq!(socket.flushes.load(SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_out_fails_the_connection() {
+        let mut driver = Driver::default();
+        let socket = Socket {
+            broken: true,
+            ..Socket::default()
+        };
+        let mut io = driver.coalesce(socket);
+        let mut polls = 0;
+        let conn = std::future::poll_fn(move |cx| {
+            polls += 1;
+            match write_and_flush(&mut io, cx, b"answer") {
+                // The first round's write is held; it fails when the round ends.
+                Ok(()) if polls == 1 => Poll::Pending,
+                Ok(()) => panic!("the failure was not reported"),
+                Err(e) => Poll::Ready(e.kind()),
+            }
+        });
+        assert_eq!(
+            driver.run(std::pin::pin!(conn)).await,
+            io::ErrorKind::BrokenPipe
         );
     }
 }

@@ -336,7 +336,8 @@ pub async fn serve_tls(
             // client-go multiplexes every request of a process (informers hold one watch per
             // resource) over one HTTP/2 connection; hyper's default of 200 streams is too few.
             builder.http2().max_concurrent_streams(1000);
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
+            let conn =
+                builder.serve_connection_with_upgrades(TokioIo::new(driver.coalesce(tls)), svc);
             tokio::pin!(conn);
             tokio::select! {
                 res = driver.run(conn.as_mut()) => {
