@@ -337,11 +337,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for CoalescedIo<T> {
         let mut s = self.state.lock();
         s.take_error()?;
         let len: usize = bufs.iter().map(|b| b.len()).sum();
+        // Held bytes go first: outside the driver's polls, or when these would not fit.
         if !s.defer || s.out.len() + len > MAX_HELD {
             ready!(s.poll_drain(cx))?;
-            if !s.defer || len > MAX_HELD {
-                return Pin::new(&mut s.io).poll_write_vectored(cx, bufs);
-            }
+        }
+        if !s.defer || len > MAX_HELD {
+            return Pin::new(&mut s.io).poll_write_vectored(cx, bufs);
         }
         for b in bufs {
             s.out.extend_from_slice(b);
@@ -555,9 +556,12 @@ mod tests {
                 Err(e) => Poll::Ready(e.kind()),
             }
         });
-        assert_eq!(
-            driver.run(std::pin::pin!(conn)).await,
-            io::ErrorKind::BrokenPipe
-        );
+        // A lost failure would leave the connection waiting forever.
+        let ended = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            driver.run(std::pin::pin!(conn)),
+        )
+        .await;
+        assert_eq!(ended.ok(), Some(io::ErrorKind::BrokenPipe));
     }
 }
