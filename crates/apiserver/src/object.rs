@@ -4,38 +4,44 @@ use rand::Rng;
 use serde_json::{Map, Value, json};
 use store::Revision;
 
-/// Sets `metadata.resourceVersion`.
+/// Sets `metadata.resourceVersion`, as the first member of `metadata` (where
+/// [`with_resource_version`] puts it without parsing).
 pub fn set_resource_version(obj: &mut Value, rv: Revision) {
-    meta_mut(obj).insert("resourceVersion".into(), Value::String(rv.to_string()));
+    let m = meta_mut(obj);
+    m.shift_remove("resourceVersion");
+    m.shift_insert(0, "resourceVersion".into(), Value::String(rv.to_string()));
 }
 
-/// Removes `metadata.resourceVersion` (it is never stored inside the value).
+/// Removes `metadata.resourceVersion` (it is never stored inside the value), keeping the order
+/// of the other members.
 pub fn clear_resource_version(obj: &mut Value) {
-    meta_mut(obj).remove("resourceVersion");
+    meta_mut(obj).shift_remove("resourceVersion");
 }
 
 /// `json` (an object serialized without `metadata.resourceVersion`, like every stored value)
-/// with `metadata.resourceVersion` set to `rv`, without parsing it: the field is added at the
-/// end of the top-level `metadata` object, exactly where [`set_resource_version`] puts it in a
-/// parsed object, so for compact JSON the result equals serializing the parsed object with it.
-/// `None` if `json` is not an object with a `metadata` object.
+/// with `metadata.resourceVersion` set to `rv`, without parsing it: the field is added as the
+/// first member of the top-level `metadata` object, exactly where [`set_resource_version`]
+/// puts it in a parsed object, so for compact JSON the result equals serializing the parsed
+/// object with it. Only what comes before `metadata` is scanned (`apiVersion` and `kind`, in
+/// stored objects), not the metadata itself, which is most of a small object: `json` must be
+/// valid JSON (stored values are). `None` if `json` is not an object with a `metadata` object.
 pub fn with_resource_version(json: &[u8], rv: Revision) -> Option<Vec<u8>> {
-    let (open, close) = metadata_span(json)?;
-    let empty = json[open + 1..close].iter().all(u8::is_ascii_whitespace);
+    let open = metadata_open(json)?;
+    let empty = json.get(skip_ws(json, open + 1)) == Some(&b'}');
     let mut out = Vec::with_capacity(json.len() + 40);
-    out.extend_from_slice(&json[..close]);
-    if !empty {
-        out.push(b',');
-    }
+    out.extend_from_slice(&json[..=open]);
     out.extend_from_slice(b"\"resourceVersion\":\"");
     out.extend_from_slice(rv.to_string().as_bytes());
     out.push(b'"');
-    out.extend_from_slice(&json[close..]);
+    if !empty {
+        out.push(b',');
+    }
+    out.extend_from_slice(&json[open + 1..]);
     Some(out)
 }
 
-/// The positions of the `{` and `}` of the top-level `metadata` object in `json`.
-fn metadata_span(json: &[u8]) -> Option<(usize, usize)> {
+/// The position of the `{` of the top-level `metadata` object in `json`.
+fn metadata_open(json: &[u8]) -> Option<usize> {
     let mut i = skip_ws(json, 0);
     if json.get(i) != Some(&b'{') {
         return None;
@@ -53,11 +59,11 @@ fn metadata_span(json: &[u8]) -> Option<(usize, usize)> {
             return None;
         }
         i = skip_ws(json, i + 1);
-        let end = skip_value(json, i)?;
         if is_metadata {
-            return (json[i] == b'{').then_some((i, end - 1));
+            // A valid object: the caller splices into it without looking further.
+            return (json.get(i) == Some(&b'{')).then_some(i);
         }
-        i = skip_ws(json, end);
+        i = skip_ws(json, skip_value(json, i)?);
         match json.get(i)? {
             b',' => i += 1,
             _ => return None,
@@ -138,16 +144,20 @@ pub fn equal_ignoring_resource_version(a: &Value, b: &Value) -> bool {
     if a.len() != b.len() || meta_without_rv(a) != meta_without_rv(b) {
         return false;
     }
-    a.iter().all(|(k, va)| {
-        let Some(vb) = b.get(k) else { return false };
-        match (k.as_str(), va, vb) {
-            ("metadata", Value::Object(ma), Value::Object(mb)) => ma
+    // Everything but metadata first: an update usually changes the spec or the status, and
+    // metadata (managedFields above all) is the largest part to compare.
+    let rest_equal = a
+        .iter()
+        .filter(|(k, _)| k.as_str() != "metadata")
+        .all(|(k, va)| b.get(k) == Some(va));
+    rest_equal
+        && match (a.get("metadata"), b.get("metadata")) {
+            (Some(Value::Object(ma)), Some(Value::Object(mb))) => ma
                 .iter()
                 .filter(|(mk, _)| mk.as_str() != "resourceVersion")
                 .all(|(mk, mv)| mb.get(mk) == Some(mv)),
-            _ => va == vb,
+            (ma, mb) => ma == mb,
         }
-    })
 }
 
 /// `metadata` as a mutable map, created if missing.
@@ -194,7 +204,8 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
 
 /// Whether `metadata.deletionTimestamp` is set.
 pub fn is_deleting(obj: &Value) -> bool {
-    obj.pointer("/metadata/deletionTimestamp")
+    obj.get("metadata")
+        .and_then(|m| m.get("deletionTimestamp"))
         .is_some_and(|v| !v.is_null())
 }
 
@@ -312,6 +323,8 @@ mod tests {
             json!({"kind": "Lease", "metadata": {}, "spec": {"holderIdentity": "n"}}),
             json!({"metadata": {"name": "m"}}),
             json!({"a": [1, {"metadata": {"x": 1}}], "b": "\"metadata\":{", "c": null, "d": true, "e": -1.5e3, "metadata": {"name": "late", "managedFields": [{"fieldsV1": {"f:spec": {}}}]}, "z": {}}),
+            // Brackets and braces inside strings, arrays of arrays, escapes before quotes.
+            json!({"l": ["]", "[", {"k": "}{"}, [["\\"], []]], "metadata": {"name": "x\\\"}", "a": [[1], ["]"]], "o": {"}": "{"}}, "spec": {"s": "]"}}),
         ];
         for v in objects {
             let mut expected = v.clone();
@@ -342,10 +355,9 @@ mod tests {
             &b"[]"[..],
             b"{}",
             b"{\"metadata\": []}",
-            b"{\"metadata\": {",
             b"{\"a\": 1 \"metadata\": {}}",
+            b"{\"a\": \"x}",
             b"",
-            b"{\"metadata\": {\"a\": \"}",
         ] {
             assert!(
                 super::with_resource_version(bad, 1).is_none(),

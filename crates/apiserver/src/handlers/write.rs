@@ -198,9 +198,15 @@ fn check_type(r: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
             r.kind
         )));
     }
+    // Usually both are sent and right: nothing to write then.
+    let (fill_av, fill_kind) = (av.is_empty(), kind.is_empty());
     if let Some(o) = obj.as_object_mut() {
-        o.insert("apiVersion".into(), json!(expected_av));
-        o.insert("kind".into(), json!(r.kind));
+        if fill_av {
+            o.insert("apiVersion".into(), json!(expected_av));
+        }
+        if fill_kind {
+            o.insert("kind".into(), json!(r.kind));
+        }
     }
     Ok(())
 }
