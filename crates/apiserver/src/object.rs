@@ -7,9 +7,8 @@ use store::Revision;
 /// Sets `metadata.resourceVersion`, as the first member of `metadata` (where
 /// [`with_resource_version`] puts it without parsing).
 pub fn set_resource_version(obj: &mut Value, rv: Revision) {
-    let m = meta_mut(obj);
-    m.shift_remove("resourceVersion");
-    m.shift_insert(0, "resourceVersion".into(), Value::String(rv.to_string()));
+    // An existing member moves to the front with its new value.
+    meta_mut(obj).shift_insert(0, "resourceVersion".into(), Value::String(rv.to_string()));
 }
 
 /// Removes `metadata.resourceVersion` (it is never stored inside the value), keeping the order
@@ -368,6 +367,19 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn the_resource_version_goes_first_and_leaves_the_rest_in_order() {
+        let keys = |o: &Value| -> Vec<String> {
+            o["metadata"].as_object().unwrap().keys().cloned().collect()
+        };
+        let mut o = json!({"metadata": {"name": "a", "resourceVersion": "1", "uid": "u"}});
+        set_resource_version(&mut o, 9);
+        assert_eq!(keys(&o), ["resourceVersion", "name", "uid"]);
+        assert_eq!(resource_version(&o), Some("9"));
+        clear_resource_version(&mut o);
+        assert_eq!(keys(&o), ["name", "uid"]);
+    }
 
     #[test]
     fn equality_ignores_only_the_resource_version() {
