@@ -77,7 +77,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let opts = SqliteOptions {
         deferrable_prefixes: vec![format!("/registry/leases/{NAMESPACE}/")],
-        deferred_commit_window: Duration::from_millis(50),
+        deferred_commit_window: Duration::from_millis(100),
         ..SqliteOptions::default()
     };
     let store = Arc::new(SqliteStore::open(&dir.path().join("state.db"), opts).await?);

@@ -214,12 +214,11 @@ fn feed_typed<K: Object>(
             let change = match ev {
                 Event::Added(o) => Change::Upsert(observed(o.as_ref())),
                 Event::Updated(old, o) => {
-                    let new = observed(o.as_ref());
-                    // Most updates (status, heartbeats) change nothing the graph keeps.
-                    if !new.deleting && observed(old.as_ref()) == new {
+                    let (m, old_m) = (o.meta(), old.meta());
+                    if m.deletion_timestamp.is_none() && Observed::same_in_graph(old_m, m) {
                         continue;
                     }
-                    Change::Upsert(new)
+                    Change::Upsert(observed(o.as_ref()))
                 }
                 Event::Deleted(o) => Change::Delete(observed(o.as_ref())),
             };

@@ -186,9 +186,10 @@ impl Location {
                 let opts = SqliteOptions {
                     // Node heartbeats (kubelets renew their Lease every 10 s and tolerate 40 s)
                     // share commits and fsyncs instead of paying one each: with 5,000 nodes,
-                    // about 25 renewals per commit.
+                    // about 50 renewals per commit (etcd's backend, too, commits its batch
+                    // every 100 ms).
                     deferrable_prefixes: vec![NODE_LEASES_PREFIX.to_owned()],
-                    deferred_commit_window: Duration::from_millis(50),
+                    deferred_commit_window: Duration::from_millis(100),
                     // Checkpoint once a second (and restart the WAL past 32 MiB) rather than
                     // every 100 ms: a page rewritten by many commits (the Leases' pages are, all
                     // the time) is copied back to the database once per checkpoint.

@@ -96,6 +96,24 @@ impl Observed {
             foreground_finalizer: has(FINALIZER_DELETE_DEPENDENTS),
         }
     }
+
+    /// Whether two versions of one object's metadata give equal [`Observed`]s (same kind),
+    /// without building them: most updates (status, heartbeats) change nothing the graph keeps.
+    pub fn same_in_graph(a: &ObjectMeta, b: &ObjectMeta) -> bool {
+        let has = |m: &ObjectMeta, f: &str| {
+            m.finalizers
+                .as_ref()
+                .is_some_and(|v| v.iter().any(|x| x == f))
+        };
+        a.name.as_deref().unwrap_or_default() == b.name.as_deref().unwrap_or_default()
+            && a.uid.as_deref().unwrap_or_default() == b.uid.as_deref().unwrap_or_default()
+            && a.namespace == b.namespace
+            && a.owner_references.as_deref().unwrap_or_default()
+                == b.owner_references.as_deref().unwrap_or_default()
+            && a.deletion_timestamp.is_some() == b.deletion_timestamp.is_some()
+            && has(a, FINALIZER_ORPHAN) == has(b, FINALIZER_ORPHAN)
+            && has(a, FINALIZER_DELETE_DEPENDENTS) == has(b, FINALIZER_DELETE_DEPENDENTS)
+    }
 }
 
 /// A change to apply to the graph.
@@ -416,6 +434,116 @@ mod tests {
             orphan_finalizer: false,
             foreground_finalizer: false,
         }
+    }
+
+    #[test]
+    fn same_in_graph_agrees_with_comparing_the_observed() {
+        let base = ObjectMeta {
+            name: Some("n".into()),
+            namespace: Some("ns".into()),
+            uid: Some("u".into()),
+            resource_version: Some("1".into()),
+            owner_references: Some(vec![OwnerReference {
+                api_version: "v1".into(),
+                kind: "Node".into(),
+                name: "n".into(),
+                uid: "o".into(),
+                ..Default::default()
+            }]),
+            finalizers: Some(vec!["example.com/x".into()]),
+            ..Default::default()
+        };
+        let variants: Vec<(&str, ObjectMeta)> = vec![
+            (
+                "resourceVersion",
+                ObjectMeta {
+                    resource_version: Some("2".into()),
+                    ..base.clone()
+                },
+            ),
+            (
+                "labels",
+                ObjectMeta {
+                    labels: Some([("a".to_string(), "b".to_string())].into()),
+                    ..base.clone()
+                },
+            ),
+            (
+                "other finalizer",
+                ObjectMeta {
+                    finalizers: Some(vec!["example.com/y".into()]),
+                    ..base.clone()
+                },
+            ),
+            (
+                "name",
+                ObjectMeta {
+                    name: Some("m".into()),
+                    ..base.clone()
+                },
+            ),
+            (
+                "uid",
+                ObjectMeta {
+                    uid: None,
+                    ..base.clone()
+                },
+            ),
+            (
+                "namespace",
+                ObjectMeta {
+                    namespace: None,
+                    ..base.clone()
+                },
+            ),
+            (
+                "owners",
+                ObjectMeta {
+                    owner_references: None,
+                    ..base.clone()
+                },
+            ),
+            (
+                "deleting",
+                ObjectMeta {
+                    deletion_timestamp: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                        k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+                    )),
+                    ..base.clone()
+                },
+            ),
+            (
+                "orphan",
+                ObjectMeta {
+                    finalizers: Some(vec![FINALIZER_ORPHAN.into()]),
+                    ..base.clone()
+                },
+            ),
+            (
+                "foreground",
+                ObjectMeta {
+                    finalizers: Some(vec![FINALIZER_DELETE_DEPENDENTS.into()]),
+                    ..base.clone()
+                },
+            ),
+        ];
+        let observe = |m: &ObjectMeta| {
+            Observed::from_meta(
+                "v1".into(),
+                "Lease".into(),
+                m.namespace.as_deref().map(Into::into),
+                m,
+            )
+        };
+        let mut unchanged = 0;
+        for (what, m) in &variants {
+            let same = observe(&base) == observe(m);
+            assert_eq!(Observed::same_in_graph(&base, m), same, "{what}");
+            assert_eq!(Observed::same_in_graph(m, &base), same, "{what}");
+            unchanged += usize::from(same);
+        }
+        // The first three change nothing the graph keeps; the others each change something.
+        assert_eq!(unchanged, 3);
     }
 
     #[test]
