@@ -77,11 +77,6 @@ impl Observed {
         ns: Option<Arc<str>>,
         m: &ObjectMeta,
     ) -> Self {
-        let has = |f: &str| {
-            m.finalizers
-                .as_ref()
-                .is_some_and(|v| v.iter().any(|x| x == f))
-        };
         Self {
             identity: Identity {
                 api_version,
@@ -92,19 +87,15 @@ impl Observed {
             },
             owners: m.owner_references.clone().unwrap_or_default(),
             deleting: m.deletion_timestamp.is_some(),
-            orphan_finalizer: has(FINALIZER_ORPHAN),
-            foreground_finalizer: has(FINALIZER_DELETE_DEPENDENTS),
+            orphan_finalizer: has_finalizer(m, FINALIZER_ORPHAN),
+            foreground_finalizer: has_finalizer(m, FINALIZER_DELETE_DEPENDENTS),
         }
     }
 
     /// Whether two versions of one object's metadata give equal [`Observed`]s (same kind),
     /// without building them: most updates (status, heartbeats) change nothing the graph keeps.
     pub fn same_in_graph(a: &ObjectMeta, b: &ObjectMeta) -> bool {
-        let has = |m: &ObjectMeta, f: &str| {
-            m.finalizers
-                .as_ref()
-                .is_some_and(|v| v.iter().any(|x| x == f))
-        };
+        let has = has_finalizer;
         a.name.as_deref().unwrap_or_default() == b.name.as_deref().unwrap_or_default()
             && a.uid.as_deref().unwrap_or_default() == b.uid.as_deref().unwrap_or_default()
             && a.namespace == b.namespace
@@ -114,6 +105,13 @@ impl Observed {
             && has(a, FINALIZER_ORPHAN) == has(b, FINALIZER_ORPHAN)
             && has(a, FINALIZER_DELETE_DEPENDENTS) == has(b, FINALIZER_DELETE_DEPENDENTS)
     }
+}
+
+/// Whether the metadata lists finalizer `f`.
+fn has_finalizer(m: &ObjectMeta, f: &str) -> bool {
+    m.finalizers
+        .as_ref()
+        .is_some_and(|v| v.iter().any(|x| x == f))
 }
 
 /// A change to apply to the graph.
