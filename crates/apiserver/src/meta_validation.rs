@@ -47,6 +47,31 @@ pub fn validate_updated_meta(r: &ResourceInfo, new: &ObjectMeta, old: &ObjectMet
     errs
 }
 
+/// Whether an update leaves the metadata as it was: every member but `resourceVersion` equal,
+/// and `managedFields` either left out (the field manager fills them in after validation) or
+/// equal. The rules of [`validate_updated_meta`] then hold for the new object as they held for
+/// the old one when it was written, given a resourceVersion to update from.
+pub fn metadata_unchanged(new: &Value, old: &Value) -> bool {
+    let (Some(n), Some(o)) = (
+        new.get("metadata").and_then(Value::as_object),
+        old.get("metadata").and_then(Value::as_object),
+    ) else {
+        return false;
+    };
+    if n.get("resourceVersion")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return false;
+    }
+    n.iter()
+        .filter(|(k, _)| *k != "resourceVersion")
+        .all(|(k, v)| o.get(k) == Some(v))
+        && o.keys()
+            .filter(|k| *k != "resourceVersion" && *k != "managedFields")
+            .all(|k| n.contains_key(k))
+}
+
 /// Runs a metadata check on the metadata of two JSON objects.
 pub fn check_json_meta(
     new: &Value,

@@ -202,11 +202,21 @@ pub fn validate_endpoint_slice_update(new: &EndpointSlice, old: &EndpointSlice) 
 
 // ---- Lease ----
 
-fn validate_lease_spec(lease: &Lease) -> ErrorList {
+/// The members of a Lease's spec that have rules (the rest are free-form or typed).
+#[derive(Clone, Copy, Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseSpecRules<'a> {
+    pub lease_duration_seconds: Option<i32>,
+    pub lease_transitions: Option<i32>,
+    #[serde(borrow)]
+    pub strategy: Option<&'a str>,
+    #[serde(borrow)]
+    pub preferred_holder: Option<&'a str>,
+}
+
+/// Validates a Lease's spec (upstream `ValidateLeaseSpec`).
+pub fn validate_lease_spec(spec: LeaseSpecRules<'_>) -> ErrorList {
     let mut errs = ErrorList::new();
-    let Some(spec) = &lease.spec else {
-        return errs;
-    };
     let sp = Path::new("spec");
     if let Some(d) = spec.lease_duration_seconds
         && d <= 0
@@ -226,22 +236,35 @@ fn validate_lease_spec(lease: &Lease) -> ErrorList {
             "must be greater than or equal to 0",
         ));
     }
-    if let Some(st) = &spec.strategy
+    if let Some(st) = spec.strategy
         && st != "OldestEmulationVersion"
     {
         errs.push(field::not_supported(
             &sp.child("strategy"),
-            st.as_str(),
+            st,
             &["OldestEmulationVersion"],
         ));
     }
-    if !s(&spec.preferred_holder).is_empty() && s(&spec.strategy).is_empty() {
+    if !spec.preferred_holder.unwrap_or("").is_empty() && spec.strategy.unwrap_or("").is_empty() {
         errs.push(field::forbidden(
             &sp.child("preferredHolder"),
             "may only be specified if `strategy` is defined",
         ));
     }
     errs
+}
+
+fn lease_spec_rules(lease: &Lease) -> LeaseSpecRules<'_> {
+    lease
+        .spec
+        .as_ref()
+        .map(|spec| LeaseSpecRules {
+            lease_duration_seconds: spec.lease_duration_seconds,
+            lease_transitions: spec.lease_transitions,
+            strategy: spec.strategy.as_deref(),
+            preferred_holder: spec.preferred_holder.as_deref(),
+        })
+        .unwrap_or_default()
 }
 
 /// Validates a Lease (upstream `ValidateLease`).
@@ -252,7 +275,7 @@ pub fn validate_lease(lease: &Lease) -> ErrorList {
         NameValidator::Dns1123Subdomain,
         &Path::new("metadata"),
     );
-    errs.extend(validate_lease_spec(lease));
+    errs.extend(validate_lease_spec(lease_spec_rules(lease)));
     errs
 }
 
@@ -260,7 +283,7 @@ pub fn validate_lease(lease: &Lease) -> ErrorList {
 pub fn validate_lease_update(new: &Lease, old: &Lease) -> ErrorList {
     let mut errs =
         validate_object_meta_update(&new.metadata, &old.metadata, &Path::new("metadata"));
-    errs.extend(validate_lease_spec(new));
+    errs.extend(validate_lease_spec(lease_spec_rules(new)));
     errs
 }
 

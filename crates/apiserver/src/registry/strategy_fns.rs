@@ -4,6 +4,7 @@
 use api::field::ErrorList;
 use api::{defaults as d, validation as v};
 use k8s_openapi::api::{apps, coordination, core, discovery, events};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::kinds::{typed, with_typed};
@@ -58,7 +59,39 @@ validators! {
     validate_deployment, validate_deployment_update: apps::v1::Deployment => v::validate_deployment, v::validate_deployment_update;
     validate_replicaset, validate_replicaset_update: apps::v1::ReplicaSet => v::validate_replica_set, v::validate_replica_set_update;
     validate_endpointslice, validate_endpointslice_update: discovery::v1::EndpointSlice => v::validate_endpoint_slice, v::validate_endpoint_slice_update;
-    validate_lease, validate_lease_update: coordination::v1::Lease => v::validate_lease, v::validate_lease_update;
+}
+
+/// Validates a Lease.
+pub fn validate_lease(obj: &Value) -> ErrorList {
+    typed::<coordination::v1::Lease>(obj)
+        .map(|t| v::validate_lease(&t))
+        .unwrap_or_default()
+}
+
+/// Validates a Lease update. A renewal (a node heartbeat, a leader's) changes only the spec:
+/// when the metadata is the old object's, which passed these rules when it was written, only
+/// the spec's rules run, read from the JSON without decoding either object.
+pub fn validate_lease_update(new: &Value, old: &Value, meta: MetaCheck<'_>) -> ErrorList {
+    if crate::meta_validation::metadata_unchanged(new, old) {
+        let rules = match new.get("spec") {
+            None | Some(Value::Null) => Ok(v::LeaseSpecRules::default()),
+            Some(spec) => v::LeaseSpecRules::deserialize(spec),
+        };
+        // The round trip has checked the types already; a failure here takes the full path.
+        if let Ok(rules) = rules {
+            return v::validate_lease_spec(rules);
+        }
+    }
+    let no_mf =
+        api::managed_fields::deserialize_without_managed_fields::<coordination::v1::Lease, _>;
+    match (typed::<coordination::v1::Lease>(new), no_mf(old).ok()) {
+        (Some(n), Some(o)) => {
+            let mut errs = v::validate_lease_update(&n, &o);
+            errs.extend(meta(&n.metadata, &o.metadata));
+            errs
+        }
+        _ => crate::meta_validation::check_json_meta(new, old, meta),
+    }
 }
 
 /// events.k8s.io Events are stored as core Events: validate the served form.
@@ -225,6 +258,7 @@ pub fn default_namespace(obj: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use serde_json::json;
 
     #[test]
@@ -243,5 +277,90 @@ mod tests {
         pod["spec"]["containers"][0]["resources"] =
             json!({"requests":{"cpu":"500m"},"limits":{"cpu":"1"}});
         assert_eq!(pod_qos_class(&pod), "Burstable");
+    }
+
+    fn lease(meta: Value, spec: Value) -> Value {
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta, "spec": spec})
+    }
+
+    /// The renewal shortcut finds exactly the errors of the full validation, and takes the
+    /// full path (with the metadata check) whenever the metadata changed.
+    #[test]
+    fn lease_renewals_are_validated_like_any_update() {
+        let old_meta = json!({"name": "n1", "namespace": "kube-node-lease", "uid": "u1",
+            "resourceVersion": "7", "creationTimestamp": "2026-11-26T15:14:56Z",
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": "n1", "uid": "u0"}],
+            "managedFields": [{"manager": "sim", "operation": "Update", "apiVersion": "coordination.k8s.io/v1",
+                "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:renewTime": {}}}}]});
+        let old = lease(
+            old_meta.clone(),
+            json!({"holderIdentity": "n1", "leaseDurationSeconds": 40}),
+        );
+        let specs = [
+            json!({"holderIdentity": "n1", "leaseDurationSeconds": 40, "renewTime": "2026-11-26T15:15:06.000000Z"}),
+            json!({"leaseDurationSeconds": 0, "leaseTransitions": -1}),
+            json!({"strategy": "Newest", "preferredHolder": "x"}),
+            json!({"preferredHolder": "x"}),
+            json!({"strategy": "OldestEmulationVersion", "preferredHolder": "x"}),
+            json!(null),
+        ];
+        let mut rv_only = old_meta.clone();
+        rv_only["resourceVersion"] = json!("8");
+        let mut without_mf = rv_only.clone();
+        without_mf
+            .as_object_mut()
+            .expect("object")
+            .remove("managedFields");
+        let mut labelled = rv_only.clone();
+        labelled["labels"] = json!({"a": "b"});
+        let mut no_rv = without_mf.clone();
+        no_rv
+            .as_object_mut()
+            .expect("object")
+            .remove("resourceVersion");
+        let mut other_mf = rv_only.clone();
+        other_mf["managedFields"][0]["operation"] = json!("Bogus");
+        let mut lost_owner = without_mf.clone();
+        lost_owner
+            .as_object_mut()
+            .expect("object")
+            .remove("ownerReferences");
+        for (meta, unchanged) in [
+            (rv_only, true),
+            (without_mf, true),
+            (labelled, false),
+            (no_rv, false),
+            (other_mf, false),
+            (lost_owner, false),
+        ] {
+            for spec in &specs {
+                let new = lease(meta.clone(), spec.clone());
+                assert_eq!(
+                    crate::meta_validation::metadata_unchanged(&new, &old),
+                    unchanged,
+                    "{meta}"
+                );
+                let checked = std::cell::Cell::new(false);
+                let check = |_: &ObjectMeta, _: &ObjectMeta| {
+                    checked.set(true);
+                    ErrorList::new()
+                };
+                let got = validate_lease_update(&new, &old, &check);
+                assert_eq!(checked.get(), !unchanged, "{meta}");
+                let n: coordination::v1::Lease = typed(&new).expect("typed");
+                let o: coordination::v1::Lease = typed(&old).expect("typed");
+                let mut full = v::validate_lease_update(&n, &o);
+                // Errors the shortcut cannot see are metadata errors, which only changed
+                // metadata can bring.
+                if unchanged {
+                    assert!(
+                        full.iter().all(|e| e.field.starts_with("spec.")),
+                        "{full:?}"
+                    );
+                }
+                full.retain(|e| !unchanged || e.field.starts_with("spec."));
+                assert_eq!(got, full, "{meta} {spec}");
+            }
+        }
     }
 }
