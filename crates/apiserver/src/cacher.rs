@@ -82,7 +82,7 @@ impl CachedObject {
     pub fn value(&self) -> Value {
         match &*self.parsed.lock() {
             Some(v) => Value::clone(v),
-            None => serde_json::from_slice(&self.raw).unwrap_or(Value::Null),
+            None => codec::json::from_slice(&self.raw).unwrap_or(Value::Null),
         }
     }
 
@@ -90,7 +90,18 @@ impl CachedObject {
     pub fn shared_value(&self) -> Arc<Value> {
         match &*self.parsed.lock() {
             Some(v) => v.clone(),
-            None => Arc::new(serde_json::from_slice(&self.raw).unwrap_or(Value::Null)),
+            None => Arc::new(codec::json::from_slice(&self.raw).unwrap_or(Value::Null)),
+        }
+    }
+
+    /// The parsed object, owned: the kept parsed form is taken from the cache (not copied, unless
+    /// a reader still shares it); otherwise the stored bytes are parsed. For a writer that
+    /// replaces the object: the cache gets the new object's parsed form after the write.
+    pub fn take_value(&self) -> Value {
+        let kept = self.parsed.lock().take();
+        match kept {
+            Some(v) => Arc::unwrap_or_clone(v),
+            None => codec::json::from_slice(&self.raw).unwrap_or(Value::Null),
         }
     }
 
@@ -370,7 +381,7 @@ impl Cacher {
                 }
             }
         }
-        let mut v: Value = serde_json::from_slice(&kv.value).ok()?;
+        let mut v = codec::json::from_slice(&kv.value).ok()?;
         crate::object::set_resource_version(&mut v, rv);
         let meta = v.get("metadata")?;
         let name = meta.get("name")?.as_str()?.to_string();

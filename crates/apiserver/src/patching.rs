@@ -53,7 +53,7 @@ pub fn parse_patch(t: PatchType, body: &[u8]) -> Result<PatchDoc, ApiError> {
     let bad = |e: String| ApiError::bad_request(format!("error decoding patch: {e}"));
     match t {
         PatchType::JsonPatch => {
-            let v: Value = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
+            let v = codec::json::from_slice(body).map_err(|e| bad(e.to_string()))?;
             if !v.is_array() {
                 return Err(ApiError::bad_request(
                     "json: cannot unmarshal object into Go value of type jsonpatch.Patch"
@@ -72,7 +72,7 @@ pub fn parse_patch(t: PatchType, body: &[u8]) -> Result<PatchDoc, ApiError> {
             Ok(PatchDoc::Json(v))
         }
         _ => {
-            let v: Value = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
+            let v = codec::json::from_slice(body).map_err(|e| bad(e.to_string()))?;
             if !v.is_object() {
                 return Err(ApiError::bad_request(format!(
                     "error decoding patch: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
@@ -221,6 +221,28 @@ pub fn track_update(
     let now = crate::object::now_rfc3339();
     patch::record_managed_fields(
         Some(old),
+        new,
+        manager,
+        sub.map(|s| s.name()),
+        &r.api_version(),
+        schema,
+        &now,
+    );
+}
+
+/// [`track_update`] that may move the old managedFields into `new` instead of copying them
+/// (see [`patch::record_managed_fields_taking`]): `old` is then left with empty managedFields.
+pub fn track_update_taking(
+    r: &ResourceInfo,
+    old: &mut Value,
+    new: &mut Value,
+    manager: &str,
+    sub: Option<crate::registry::Subresource>,
+) {
+    let Some(schema) = schema_for(r) else { return };
+    let now = crate::object::now_rfc3339();
+    patch::record_managed_fields_taking(
+        old,
         new,
         manager,
         sub.map(|s| s.name()),

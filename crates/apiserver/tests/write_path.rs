@@ -91,3 +91,58 @@ async fn heartbeats_keep_their_parsed_form_and_every_view_agrees() {
         .expect("create");
     assert_eq!(created, cms.get("c").await.expect("get"));
 }
+
+/// A kubelet (or the simulator) that renews its Lease without sending managedFields back: the
+/// stored entries move to the new version instead of being copied, and nothing is lost, not even
+/// by an update that changes nothing after one that moved them.
+#[tokio::test]
+async fn renewals_without_managed_fields_keep_them() {
+    let s = TempServer::start().await.expect("server");
+    let leases: Api<Lease> = Api::namespaced(s.client.clone(), "default");
+    let created = leases
+        .create(&PostParams::default(), &lease("n2", "a"))
+        .await
+        .expect("create");
+    let entries = created
+        .metadata
+        .managed_fields
+        .clone()
+        .expect("managedFields on create");
+    assert_eq!(entries.len(), 1);
+    let mut current = created;
+    for i in 0..3 {
+        let mut next = current.clone();
+        next.metadata.managed_fields = None;
+        next.spec.as_mut().expect("spec").renew_time = Some(MicroTime(
+            k8s_openapi::jiff::Timestamp::now()
+                + k8s_openapi::jiff::SignedDuration::from_secs(i + 1),
+        ));
+        let written = leases
+            .replace("n2", &PostParams::default(), &next)
+            .await
+            .expect("renewal");
+        assert_ne!(
+            written.metadata.resource_version,
+            current.metadata.resource_version
+        );
+        let mf = written
+            .metadata
+            .managed_fields
+            .clone()
+            .expect("managedFields kept");
+        assert_eq!(mf.len(), 1, "{mf:?}");
+        assert_eq!(mf[0].manager, entries[0].manager);
+        assert_eq!(mf[0].fields_v1, entries[0].fields_v1);
+        assert_eq!(written, leases.get("n2").await.expect("get"));
+        current = written;
+    }
+    // The same object again: nothing changes, not even the resourceVersion.
+    let mut same = current.clone();
+    same.metadata.managed_fields = None;
+    let unchanged = leases
+        .replace("n2", &PostParams::default(), &same)
+        .await
+        .expect("no-op update");
+    assert_eq!(unchanged, current);
+    assert_eq!(leases.get("n2").await.expect("get"), current);
+}

@@ -16,6 +16,7 @@
 //! `IntOrString`, `RawExtension`, `FieldsV1`, `ExtraValue`) get their Go JSON form.
 
 mod decode;
+pub mod json;
 mod schema;
 mod wire;
 

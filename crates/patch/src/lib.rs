@@ -32,7 +32,8 @@ mod typed;
 pub use error::PatchError;
 pub use json_patch::{json_patch, merge_patch};
 pub use managed::{
-    ApplyError, Conflict, apply, conflict_message, record_managed_fields, update_managed_fields,
+    ApplyError, Conflict, apply, conflict_message, record_managed_fields,
+    record_managed_fields_taking, update_managed_fields,
 };
 pub use schema::{SchemaLookup, SchemaNode};
 pub use strategic::strategic_merge_patch;

@@ -603,11 +603,70 @@ fn record_managed_fields_traced(
     now: &str,
 ) -> Taken {
     let subresource = operation_subresource.filter(|s| !s.is_empty());
-    if fast::try_record(old, new, manager, subresource, api_version, schema, now) {
-        return Taken::Fast;
+    match fast::try_record(old, new, manager, subresource, api_version, schema, now) {
+        fast::Fast::Done => Taken::Fast,
+        fast::Fast::FromOld(retime) => {
+            let entries = match old.and_then(managed_fields_of) {
+                Some(Value::Array(entries)) => entries.clone(),
+                _ => Vec::new(),
+            };
+            retime.apply(entries, new, now);
+            Taken::Fast
+        }
+        fast::Fast::No => {
+            record_managed_fields_slow(old, new, manager, subresource, api_version, schema, now);
+            Taken::Slow
+        }
     }
-    record_managed_fields_slow(old, new, manager, subresource, api_version, schema, now);
-    Taken::Slow
+}
+
+/// [`record_managed_fields`] for a caller that owns the old object and needs it no more, except
+/// to tell whether the update changed anything: when the result is the old managedFields with
+/// only the updater's `time` changed and the objects differ in other fields, the entries are
+/// moved from `old` to `new` (leaving `old` with empty managedFields) instead of copied. A kubelet
+/// renewing its Lease without sending managedFields back takes that way.
+pub fn record_managed_fields_taking(
+    old: &mut Value,
+    new: &mut Value,
+    manager: &str,
+    operation_subresource: Option<&str>,
+    api_version: &str,
+    schema: SchemaNode,
+    now: &str,
+) {
+    let subresource = operation_subresource.filter(|s| !s.is_empty());
+    match fast::try_record(
+        Some(&*old),
+        new,
+        manager,
+        subresource,
+        api_version,
+        schema,
+        now,
+    ) {
+        fast::Fast::Done => {}
+        fast::Fast::FromOld(retime) => {
+            let entries = match old
+                .get_mut("metadata")
+                .and_then(|m| m.get_mut("managedFields"))
+            {
+                Some(Value::Array(entries)) => std::mem::take(entries),
+                _ => Vec::new(),
+            };
+            retime.apply(entries, new, now);
+        }
+        fast::Fast::No => {
+            record_managed_fields_slow(
+                Some(old),
+                new,
+                manager,
+                subresource,
+                api_version,
+                schema,
+                now,
+            );
+        }
+    }
 }
 
 /// The general path of [`record_managed_fields`].

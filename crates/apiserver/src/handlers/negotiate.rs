@@ -52,7 +52,7 @@ pub fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
 /// Decodes a body into JSON. Errors are 400 BadRequest naming what was expected.
 pub fn decode(body: &[u8], format: BodyFormat, expected_kind: &str) -> Result<Value, ApiError> {
     let v = match format {
-        BodyFormat::Json => serde_json::from_slice::<Value>(body).map_err(|e| {
+        BodyFormat::Json => codec::json::from_slice(body).map_err(|e| {
             ApiError::bad_request(format!(
                 "{expected_kind} in version \"v1\" cannot be handled as a {expected_kind}: {e}"
             ))
@@ -82,7 +82,7 @@ pub fn decode(body: &[u8], format: BodyFormat, expected_kind: &str) -> Result<Va
 /// Converts a YAML document (or JSON, which is YAML) into JSON.
 pub fn yaml_to_json(body: &[u8]) -> Result<Value, String> {
     // JSON is the common case and serde_json is much faster.
-    if let Ok(v) = serde_json::from_slice::<Value>(body) {
+    if let Ok(v) = codec::json::from_slice(body) {
         return Ok(v);
     }
     let y: serde_yaml::Value = serde_yaml::from_slice(body).map_err(|e| e.to_string())?;

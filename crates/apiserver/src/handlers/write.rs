@@ -528,7 +528,7 @@ pub async fn guaranteed_update<F>(
     mut f: F,
 ) -> Result<Written, ApiError>
 where
-    F: FnMut(Option<&Value>) -> Result<UpdateOutcome, ApiError>,
+    F: FnMut(Option<&mut Value>) -> Result<UpdateOutcome, ApiError>,
 {
     // Read-your-writes: start from a cache that has seen every acknowledged write.
     state.cacher.wait_fresh().await?;
@@ -538,7 +538,9 @@ where
             state.cacher.wait_for(p).await.ok();
         }
         let cur = state.cacher.get(r, key);
-        let cur_v = cur.as_ref().map(|c| c.shared_value());
+        // Owned, so that `f` can move parts of it into the new object (it reports whether the
+        // objects differ through its outcome, and the comparison below still sees them differ).
+        let mut cur_v = cur.as_ref().map(|c| c.take_value());
         if let (Some(p), Some(c)) = (precondition, &cur)
             && p != c.rv
         {
@@ -554,16 +556,11 @@ where
             waited_fresh = true;
             continue;
         }
-        let outcome = f(cur_v.as_deref())?;
+        let outcome = f(cur_v.as_mut())?;
         let mut new = match outcome {
             UpdateOutcome::Unchanged => {
                 return cur_v
-                    .map(|obj| {
-                        Written::new(
-                            Arc::unwrap_or_clone(obj),
-                            cur.as_ref().map(|c| c.rv).unwrap_or(0),
-                        )
-                    })
+                    .map(|obj| Written::new(obj, cur.as_ref().map(|c| c.rv).unwrap_or(0)))
                     .ok_or_else(|| ApiError::not_found(r.qualified(), name));
             }
             UpdateOutcome::Write(v) => v,
@@ -609,7 +606,10 @@ where
                 .await
                 .map(|(rv, _)| rv)
         } else {
-            let bytes = Bytes::from(serde_json::to_vec(&new).map_err(ApiError::internal)?);
+            // About the size of the current version: written without growing the buffer.
+            let mut buf = Vec::with_capacity(cur.raw.len() + cur.raw.len() / 4);
+            serde_json::to_writer(&mut buf, &new).map_err(ApiError::internal)?;
+            let bytes = Bytes::from(buf);
             stored = Some(bytes.clone());
             state.store.update(key, bytes, cur.rv).await
         };
@@ -853,7 +853,7 @@ pub async fn update(
         }
         Some(old) => {
             let mut new = prepare_update_with(&r, sub, body_object()?, old, &mut alloc)?;
-            crate::patching::track_update(&r, old, &mut new, &manager, sub);
+            crate::patching::track_update_taking(&r, old, &mut new, &manager, sub);
             Ok(UpdateOutcome::Write(new))
         }
     })

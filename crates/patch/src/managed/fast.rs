@@ -345,9 +345,36 @@ fn stripped(path: &[&str]) -> bool {
     )
 }
 
+/// What [`try_record`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fast {
+    /// Nothing: the slow path has to run (`new` is untouched).
+    No,
+    /// `new` has its managedFields.
+    Done,
+    /// `new` gets the old entries with [`Retime::apply`]: the objects differ, so the caller may
+    /// move the entries out of the old object instead of copying them.
+    FromOld(Retime),
+}
+
+/// The updater's entry (`target`) gets `time: now` and moves to `position`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Retime {
+    target: usize,
+    position: usize,
+}
+
+impl Retime {
+    /// Stores the old entries, retimed, as the managedFields of `new`.
+    pub(super) fn apply(self, mut entries: Vec<Value>, new: &mut Value, now: &str) {
+        retime(&mut entries, self.target, self.position, now);
+        put_managed_fields(new, Value::Array(entries));
+    }
+}
+
 /// Records the update as the slow path would, when the result can be proven to be the old
-/// managedFields with only the updater's `time` changed; returns false, with `new` untouched,
-/// otherwise.
+/// managedFields with only the updater's `time` changed; returns [`Fast::No`], with `new`
+/// untouched, otherwise.
 pub(super) fn try_record(
     old: Option<&Value>,
     new: &mut Value,
@@ -356,39 +383,39 @@ pub(super) fn try_record(
     api_version: &str,
     schema: SchemaNode,
     now: &str,
-) -> bool {
+) -> Fast {
     let Some(old) = old else {
-        return false;
+        return Fast::No;
     };
     let Some(old_managed @ Value::Array(old_entries)) = managed_fields_of(old) else {
-        return false;
+        return Fast::No;
     };
     if old_entries.is_empty() {
-        return false;
+        return Fast::No;
     }
     // The managers the slow path starts from must be the old ones.
     let requested = managed_fields_of(new);
     let in_place = requested == Some(old_managed);
     if subresource.is_none() && !in_place && !matches!(requested, None | Some(Value::Null)) {
-        return false;
+        return Fast::No;
     }
 
     let mut headers = Vec::with_capacity(old_entries.len());
     for e in old_entries {
         match header(e) {
             Some(h) => headers.push(h),
-            None => return false,
+            None => return Fast::No,
         }
     }
     if headers
         .windows(2)
         .any(|w| w[0].sort_key() >= w[1].sort_key())
     {
-        return false;
+        return Fast::No;
     }
     for (i, h) in headers.iter().enumerate() {
         if headers[i + 1..].iter().any(|o| h.same_identity(o)) {
-            return false;
+            return Fast::No;
         }
     }
     if headers
@@ -397,7 +424,7 @@ pub(super) fn try_record(
         .count()
         > MAX_UPDATE_MANAGERS
     {
-        return false;
+        return Fast::No;
     }
 
     let mut changes = Vec::new();
@@ -409,7 +436,7 @@ pub(super) fn try_record(
         &mut Vec::new(),
         &mut changes,
     ) {
-        return false;
+        return Fast::No;
     }
     if changes.is_empty() {
         // Nothing changed: the slow path re-encodes the old managedFields as they are.
@@ -417,10 +444,10 @@ pub(super) fn try_record(
             let entries = old_managed.clone();
             put_managed_fields(new, entries);
         }
-        return true;
+        return Fast::Done;
     }
     if changes.iter().any(|p| stripped(p)) {
-        return false;
+        return Fast::No;
     }
     let Some(target) = headers.iter().position(|h| {
         h.manager == manager
@@ -428,13 +455,13 @@ pub(super) fn try_record(
             && h.api_version == api_version
             && h.subresource == subresource
     }) else {
-        return false;
+        return Fast::No;
     };
     let mut key = String::new();
     for path in &changes {
         for (i, h) in headers.iter().enumerate() {
             if owns(h.fields, path, &mut key) != (i == target) {
-                return false;
+                return Fast::No;
             }
         }
     }
@@ -455,14 +482,12 @@ pub(super) fn try_record(
         {
             Some(entries) => retime(entries, target, position, now),
             // Present: it equals the old managedFields.
-            None => return false,
+            None => return Fast::No,
         }
+        Fast::Done
     } else {
-        let mut entries = old_entries.clone();
-        retime(&mut entries, target, position, now);
-        put_managed_fields(new, Value::Array(entries));
+        Fast::FromOld(Retime { target, position })
     }
-    true
 }
 
 /// Sets `time` of entry `target` to `now` (where the encoder writes it) and moves the entry to

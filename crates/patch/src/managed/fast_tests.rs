@@ -46,6 +46,41 @@ fn both(
         record_managed_fields_traced(old, &mut fast, manager, sub, api_version, schema, now);
     assert_eq!(fast, slow, "{taken:?} path differs for {manager} {sub:?}");
     assert_eq!(fast.to_string(), slow.to_string(), "key order ({taken:?})");
+    // The variant that may move the entries out of the old object gives the same result, and
+    // takes them only when the objects differ otherwise.
+    if let Some(old) = old {
+        let mut taken_from = old.clone();
+        let mut moved = new.clone();
+        super::record_managed_fields_taking(
+            &mut taken_from,
+            &mut moved,
+            manager,
+            sub,
+            api_version,
+            schema,
+            now,
+        );
+        assert_eq!(moved.to_string(), slow.to_string(), "taking variant");
+        if taken_from != *old {
+            assert_eq!(taken_from["metadata"]["managedFields"], json!([]));
+            let content = |v: &Value| {
+                let mut v = without_managed_fields(v);
+                if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.shift_remove("resourceVersion");
+                }
+                v
+            };
+            assert_ne!(
+                content(&taken_from),
+                content(new),
+                "entries taken from an old object equal to the new one"
+            );
+            assert_eq!(
+                without_managed_fields(&taken_from),
+                without_managed_fields(old)
+            );
+        }
+    }
     (fast, taken)
 }
 
@@ -80,10 +115,9 @@ fn renewed(lease: &Value, at: &str) -> Value {
 
 fn without_managed_fields(v: &Value) -> Value {
     let mut v = v.clone();
-    v["metadata"]
-        .as_object_mut()
-        .unwrap()
-        .shift_remove("managedFields");
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.shift_remove("managedFields");
+    }
     v
 }
 
