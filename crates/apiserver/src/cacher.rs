@@ -210,6 +210,19 @@ pub struct Cacher {
     /// Key prefixes of the resources with selectable fields besides name and namespace, with
     /// the members of their objects that those are read from.
     with_fields: HashMap<&'static str, Projection>,
+    /// Versions being written, by key, with what their writer knows of them (see
+    /// [`Cacher::announce`]).
+    announced: parking_lot::Mutex<HashMap<String, Announced>>,
+}
+
+/// A version about to be written, announced by its writer: the stored bytes (kept, so that the
+/// same allocation is recognized in the store's event) with the name, namespace and labels of
+/// the object they encode.
+struct Announced {
+    value: Bytes,
+    namespace: String,
+    name: String,
+    labels: BTreeMap<String, String>,
 }
 
 impl Cacher {
@@ -255,6 +268,7 @@ impl Cacher {
             rv_tx,
             fields,
             with_fields,
+            announced: Default::default(),
         });
         let rev = cacher.load().await?;
         let stream = cacher.store.watch("/registry/", rev).await?;
@@ -368,6 +382,9 @@ impl Cacher {
         // Without parsing the whole object when its stored bytes can be served as they are.
         match self.with_fields.get(r.key_prefix) {
             None => {
+                if let Some(obj) = self.build_announced(kv, rv) {
+                    return Some(obj);
+                }
                 if let Some(obj) = Self::build_raw(kv, rv) {
                     return Some(obj);
                 }
@@ -411,6 +428,76 @@ impl Cacher {
             fields,
             parsed: Default::default(),
         })
+    }
+
+    /// [`Cacher::build`] of a version whose writer announced it ([`Cacher::announce`]): the
+    /// event carries the very bytes announced, so nothing is parsed. Any announcement for the
+    /// key is consumed.
+    fn build_announced(&self, kv: &KeyValue, rv: Revision) -> Option<CachedObject> {
+        let a = {
+            let mut announced = self.announced.lock();
+            if announced.is_empty() {
+                return None;
+            }
+            announced.remove(&kv.key)?
+        };
+        // The same allocation, kept alive by the announcement: the same bytes.
+        if a.value.as_ptr() != kv.value.as_ptr() || a.value.len() != kv.value.len() {
+            return None;
+        }
+        let raw = crate::object::with_resource_version(&kv.value, rv)?;
+        Some(CachedObject {
+            key: kv.key.clone(),
+            namespace: a.namespace,
+            name: a.name,
+            rv,
+            raw: Bytes::from(raw),
+            labels: a.labels,
+            fields: Vec::new(),
+            parsed: Default::default(),
+        })
+    }
+
+    /// Tells the cache that `value`, the encoding (without resourceVersion) of `obj`, is about
+    /// to be written at `key`, so that applying the write's event needs no parse of it. Only
+    /// for resources without selectable fields besides name and namespace (others are parsed
+    /// anyway); an announcement whose write fails must be withdrawn
+    /// ([`Cacher::withdraw`]).
+    pub fn announce(&self, r: &ResourceInfo, key: &str, value: &Bytes, obj: &Value) {
+        if self.with_fields.contains_key(r.key_prefix) {
+            return;
+        }
+        let Some(meta) = obj.get("metadata").and_then(Value::as_object) else {
+            return;
+        };
+        let text = |k: &str| meta.get(k).and_then(Value::as_str);
+        let Some(name) = text("name") else { return };
+        if meta.contains_key("resourceVersion") {
+            return;
+        }
+        let mut labels = BTreeMap::new();
+        if let Some(l) = meta.get("labels") {
+            let Some(l) = l.as_object() else { return };
+            for (k, v) in l {
+                let Some(v) = v.as_str() else { return };
+                labels.insert(k.clone(), v.to_owned());
+            }
+        }
+        let a = Announced {
+            value: value.clone(),
+            namespace: text("namespace").unwrap_or("").to_owned(),
+            name: name.to_owned(),
+            labels,
+        };
+        self.announced.lock().insert(key.to_owned(), a);
+    }
+
+    /// Withdraws the announcement of a write that failed.
+    pub fn withdraw(&self, key: &str) {
+        let mut announced = self.announced.lock();
+        if !announced.is_empty() {
+            announced.remove(key);
+        }
     }
 
     /// [`Cacher::build`] for resources without selectable fields, without parsing the whole

@@ -5,7 +5,8 @@
 //! gives no length up front): a Kubernetes object's `metadata` (six to ten members) reallocates
 //! its entries and its hash index several times. [`from_slice`] collects the members of every
 //! object (and the items of every array) on one scratch stack shared by the whole document, then
-//! moves them into a map (or vector) of exactly their number. The result is the value
+//! moves them into a map (or vector) of exactly their number (a map gets one spare slot). The
+//! result is the value
 //! `serde_json::from_slice` gives, member order and duplicate keys (the last value wins, at the
 //! first one's place) included, and so are the errors: both are driven by the same
 //! `serde_json::Deserializer`.
@@ -15,17 +16,46 @@ use serde_json::{Map, Number, Value};
 
 /// Parses JSON text (one value, optionally surrounded by whitespace) into a [`Value`].
 pub fn from_slice(bytes: &[u8]) -> serde_json::Result<Value> {
+    // The thread's scratch stack (empty between parses), or a new one should it be in use.
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => {
+            let v = parse(bytes, &mut scratch);
+            scratch.trim();
+            v
+        }
+        Err(_) => parse(bytes, &mut Scratch::default()),
+    })
+}
+
+fn parse(bytes: &[u8], scratch: &mut Scratch) -> serde_json::Result<Value> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let mut scratch = Scratch::default();
-    let v = Seed(&mut scratch).deserialize(&mut de)?;
+    let v = Seed(scratch).deserialize(&mut de)?;
     de.end()?;
     Ok(v)
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 
 /// The members of the objects and the items of the arrays being parsed, innermost last.
 struct Scratch {
     members: Vec<(String, Value)>,
     items: Vec<Value>,
+}
+
+impl Scratch {
+    /// Members and items kept for the thread's next parse, at most.
+    const KEEP: usize = 4096;
+
+    /// Empties the stacks (a failed parse leaves members behind) and gives back the room a huge
+    /// document took.
+    fn trim(&mut self) {
+        self.members.clear();
+        self.items.clear();
+        self.members.shrink_to(Self::KEEP);
+        self.items.shrink_to(Self::KEEP);
+    }
 }
 
 impl Default for Scratch {
@@ -108,9 +138,11 @@ impl<'de> Visitor<'de> for Seed<'_> {
             let v = map.next_value_seed(Seed(&mut *scratch))?;
             scratch.members.push((k, v));
         }
-        Ok(Value::Object(
-            scratch.members.drain(start..).collect::<Map<_, _>>(),
-        ))
+        // One spare slot: writers often add a member (`metadata.managedFields` to a request's
+        // object, `resourceVersion` back after clearing it) and would otherwise reallocate.
+        let mut m = Map::with_capacity(scratch.members.len() - start + 1);
+        m.extend(scratch.members.drain(start..));
+        Ok(Value::Object(m))
     }
 }
 
@@ -173,6 +205,11 @@ mod tests {
             let theirs = serde_json::from_slice::<Value>(doc.as_bytes()).map_err(|e| e.to_string());
             assert_eq!(ours, theirs, "{doc:?}");
         }
+        // A failed parse leaves nothing behind for the next one on this thread.
+        assert_eq!(
+            from_slice(br#"{"a":[1,{"b":2}]}"#).unwrap().to_string(),
+            r#"{"a":[1,{"b":2}]}"#
+        );
         let deep = "[".repeat(200) + &"]".repeat(200);
         assert_eq!(
             from_slice(deep.as_bytes()).map_err(|e| e.to_string()),

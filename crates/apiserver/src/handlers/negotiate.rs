@@ -22,30 +22,34 @@ pub enum BodyFormat {
 
 /// The request's `Content-Type` media type without parameters, lowercased.
 pub fn media_type(headers: &HeaderMap) -> String {
+    raw_media_type(headers).to_ascii_lowercase()
+}
+
+/// The media type of the Content-Type header as sent (any case), without parameters.
+fn raw_media_type(headers: &HeaderMap) -> &str {
     headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|s| {
-            s.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
+        .map(|s| s.split(';').next().unwrap_or("").trim())
         .unwrap_or_default()
 }
 
 /// The body format of a create/update request.
 pub fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
-    match media_type(headers).as_str() {
-        "" | "application/json" | "*/*" => Ok(BodyFormat::Json),
-        "application/yaml" | "application/x-yaml" | "text/yaml" => Ok(BodyFormat::Yaml),
-        "application/vnd.kubernetes.protobuf" => Ok(BodyFormat::Protobuf),
-        _ => Err(ApiError::unsupported_media_type(&[
+    let media = raw_media_type(headers);
+    let is = |known: &[&str]| known.iter().any(|k| media.eq_ignore_ascii_case(k));
+    if is(&["", "application/json", "*/*"]) {
+        Ok(BodyFormat::Json)
+    } else if is(&["application/yaml", "application/x-yaml", "text/yaml"]) {
+        Ok(BodyFormat::Yaml)
+    } else if is(&["application/vnd.kubernetes.protobuf"]) {
+        Ok(BodyFormat::Protobuf)
+    } else {
+        Err(ApiError::unsupported_media_type(&[
             "application/json",
             "application/yaml",
             "application/vnd.kubernetes.protobuf",
-        ])),
+        ]))
     }
 }
 

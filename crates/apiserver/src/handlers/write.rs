@@ -610,8 +610,13 @@ where
             let mut buf = Vec::with_capacity(cur.raw.len() + cur.raw.len() / 4);
             serde_json::to_writer(&mut buf, &new).map_err(ApiError::internal)?;
             let bytes = Bytes::from(buf);
+            state.cacher.announce(r, key, &bytes, &new);
             stored = Some(bytes.clone());
-            state.store.update(key, bytes, cur.rv).await
+            let res = state.store.update(key, bytes, cur.rv).await;
+            if res.is_err() {
+                state.cacher.withdraw(key);
+            }
+            res
         };
         match res {
             Ok(rv) => {
