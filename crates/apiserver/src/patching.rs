@@ -217,17 +217,10 @@ pub fn track_update(
     manager: &str,
     sub: Option<crate::registry::Subresource>,
 ) {
-    let Some(schema) = schema_for(r) else { return };
-    let now = crate::object::now_rfc3339();
-    patch::record_managed_fields(
-        Some(old),
-        new,
-        manager,
-        sub.map(|s| s.name()),
-        &r.api_version(),
-        schema,
-        &now,
-    );
+    if let Some(schema) = schema_for(r) {
+        let (sub, av, now) = update_args(r, sub);
+        patch::record_managed_fields(Some(old), new, manager, sub, &av, schema, &now);
+    }
 }
 
 /// [`track_update`] that may move the old managedFields into `new` instead of copying them
@@ -239,17 +232,22 @@ pub fn track_update_taking(
     manager: &str,
     sub: Option<crate::registry::Subresource>,
 ) {
-    let Some(schema) = schema_for(r) else { return };
-    let now = crate::object::now_rfc3339();
-    patch::record_managed_fields_taking(
-        old,
-        new,
-        manager,
+    if let Some(schema) = schema_for(r) {
+        let (sub, av, now) = update_args(r, sub);
+        patch::record_managed_fields_taking(old, new, manager, sub, &av, schema, &now);
+    }
+}
+
+/// The operation subresource, apiVersion and time an update's entry is recorded with.
+fn update_args(
+    r: &ResourceInfo,
+    sub: Option<crate::registry::Subresource>,
+) -> (Option<&'static str>, String, String) {
+    (
         sub.map(|s| s.name()),
-        &r.api_version(),
-        schema,
-        &now,
-    );
+        r.api_version(),
+        crate::object::now_rfc3339(),
+    )
 }
 
 /// A resource description used to patch `Scale` objects.

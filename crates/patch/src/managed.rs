@@ -602,22 +602,15 @@ fn record_managed_fields_traced(
     schema: SchemaNode,
     now: &str,
 ) -> Taken {
-    let subresource = operation_subresource.filter(|s| !s.is_empty());
-    match fast::try_record(old, new, manager, subresource, api_version, schema, now) {
-        fast::Fast::Done => Taken::Fast,
-        fast::Fast::FromOld(retime) => {
-            let entries = match old.and_then(managed_fields_of) {
-                Some(Value::Array(entries)) => entries.clone(),
-                _ => Vec::new(),
-            };
-            retime.apply(entries, new, now);
-            Taken::Fast
-        }
-        fast::Fast::No => {
-            record_managed_fields_slow(old, new, manager, subresource, api_version, schema, now);
-            Taken::Slow
-        }
-    }
+    let args = (manager, operation_subresource, api_version, schema, now);
+    record_or_retime(old, new, args).unwrap_or_else(|retime| {
+        let entries = match old.and_then(managed_fields_of) {
+            Some(Value::Array(entries)) => entries.clone(),
+            _ => Vec::new(),
+        };
+        retime.apply(entries, new, now);
+        Taken::Fast
+    })
 }
 
 /// [`record_managed_fields`] for a caller that owns the old object and needs it no more, except
@@ -634,37 +627,36 @@ pub fn record_managed_fields_taking(
     schema: SchemaNode,
     now: &str,
 ) {
+    let args = (manager, operation_subresource, api_version, schema, now);
+    if let Err(retime) = record_or_retime(Some(&*old), new, args) {
+        let entries = match old
+            .get_mut("metadata")
+            .and_then(|m| m.get_mut("managedFields"))
+        {
+            Some(Value::Array(entries)) => std::mem::take(entries),
+            _ => Vec::new(),
+        };
+        retime.apply(entries, new, now);
+    }
+}
+
+/// The manager, operation subresource, apiVersion, schema and time of an update.
+type UpdateArgs<'a> = (&'a str, Option<&'a str>, &'a str, SchemaNode<'a>, &'a str);
+
+/// Records the update (fast or slow path), except when the fast path's result is the old
+/// entries retimed: that is left to the caller, who copies or moves them.
+fn record_or_retime(
+    old: Option<&Value>,
+    new: &mut Value,
+    (manager, operation_subresource, api_version, schema, now): UpdateArgs,
+) -> Result<Taken, fast::Retime> {
     let subresource = operation_subresource.filter(|s| !s.is_empty());
-    match fast::try_record(
-        Some(&*old),
-        new,
-        manager,
-        subresource,
-        api_version,
-        schema,
-        now,
-    ) {
-        fast::Fast::Done => {}
-        fast::Fast::FromOld(retime) => {
-            let entries = match old
-                .get_mut("metadata")
-                .and_then(|m| m.get_mut("managedFields"))
-            {
-                Some(Value::Array(entries)) => std::mem::take(entries),
-                _ => Vec::new(),
-            };
-            retime.apply(entries, new, now);
-        }
+    match fast::try_record(old, new, manager, subresource, api_version, schema, now) {
+        fast::Fast::Done => Ok(Taken::Fast),
+        fast::Fast::FromOld(retime) => Err(retime),
         fast::Fast::No => {
-            record_managed_fields_slow(
-                Some(old),
-                new,
-                manager,
-                subresource,
-                api_version,
-                schema,
-                now,
-            );
+            record_managed_fields_slow(old, new, manager, subresource, api_version, schema, now);
+            Ok(Taken::Slow)
         }
     }
 }
