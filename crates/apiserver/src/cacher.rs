@@ -211,8 +211,10 @@ pub struct Cacher {
     /// the members of their objects that those are read from.
     with_fields: HashMap<&'static str, Projection>,
     /// Versions being written, by key, with what their writer knows of them (see
-    /// [`Cacher::announce`]).
+    /// [`Cacher::announce`]); only kept when the store's events carry the written bytes.
     announced: parking_lot::Mutex<HashMap<String, Announced>>,
+    /// [`Store::events_share_written_bytes`] of the store.
+    announcing: bool,
 }
 
 /// A version about to be written, announced by its writer: the stored bytes (kept, so that the
@@ -260,6 +262,7 @@ impl Cacher {
                 .or_default()
                 .add_paths(printers::fields::field_paths(r.group, r.resource));
         }
+        let announcing = store.events_share_written_bytes();
         let cacher = Arc::new(Cacher {
             store,
             registry,
@@ -269,6 +272,7 @@ impl Cacher {
             fields,
             with_fields,
             announced: Default::default(),
+            announcing,
         });
         let rev = cacher.load().await?;
         let stream = cacher.store.watch("/registry/", rev).await?;
@@ -460,11 +464,11 @@ impl Cacher {
 
     /// Tells the cache that `value`, the encoding (without resourceVersion) of `obj`, is about
     /// to be written at `key`, so that applying the write's event needs no parse of it. Only
-    /// for resources without selectable fields besides name and namespace (others are parsed
-    /// anyway); an announcement whose write fails must be withdrawn
-    /// ([`Cacher::withdraw`]).
+    /// with a store whose events carry the written bytes, and for resources without selectable
+    /// fields besides name and namespace (others are parsed anyway); an announcement whose write
+    /// fails must be withdrawn ([`Cacher::withdraw`]).
     pub fn announce(&self, r: &ResourceInfo, key: &str, value: &Bytes, obj: &Value) {
-        if self.with_fields.contains_key(r.key_prefix) {
+        if !self.announcing || self.with_fields.contains_key(r.key_prefix) {
             return;
         }
         let Some(meta) = obj.get("metadata").and_then(Value::as_object) else {

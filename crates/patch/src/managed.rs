@@ -602,8 +602,8 @@ fn record_managed_fields_traced(
     schema: SchemaNode,
     now: &str,
 ) -> Taken {
-    let args = (manager, operation_subresource, api_version, schema, now);
-    record_or_retime(old, new, args).unwrap_or_else(|retime| {
+    let sub = operation_subresource;
+    record_or_retime(old, new, manager, sub, api_version, schema, now).unwrap_or_else(|retime| {
         let entries = match old.and_then(managed_fields_of) {
             Some(Value::Array(entries)) => entries.clone(),
             _ => Vec::new(),
@@ -627,8 +627,9 @@ pub fn record_managed_fields_taking(
     schema: SchemaNode,
     now: &str,
 ) {
-    let args = (manager, operation_subresource, api_version, schema, now);
-    if let Err(retime) = record_or_retime(Some(&*old), new, args) {
+    let sub = operation_subresource;
+    if let Err(retime) = record_or_retime(Some(&*old), new, manager, sub, api_version, schema, now)
+    {
         let entries = match old
             .get_mut("metadata")
             .and_then(|m| m.get_mut("managedFields"))
@@ -640,15 +641,16 @@ pub fn record_managed_fields_taking(
     }
 }
 
-/// The manager, operation subresource, apiVersion, schema and time of an update.
-type UpdateArgs<'a> = (&'a str, Option<&'a str>, &'a str, SchemaNode<'a>, &'a str);
-
 /// Records the update (fast or slow path), except when the fast path's result is the old
 /// entries retimed: that is left to the caller, who copies or moves them.
 fn record_or_retime(
     old: Option<&Value>,
     new: &mut Value,
-    (manager, operation_subresource, api_version, schema, now): UpdateArgs,
+    manager: &str,
+    operation_subresource: Option<&str>,
+    api_version: &str,
+    schema: SchemaNode,
+    now: &str,
 ) -> Result<Taken, fast::Retime> {
     let subresource = operation_subresource.filter(|s| !s.is_empty());
     match fast::try_record(old, new, manager, subresource, api_version, schema, now) {

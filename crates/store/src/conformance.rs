@@ -52,6 +52,7 @@ where
     watch_replays_history_then_live(make().await).await;
     watch_filters_by_prefix(make().await).await;
     watch_events_carry_previous_values(make().await).await;
+    shared_written_bytes_are_the_same_allocation(make().await).await;
     concurrent_writers_get_distinct_revisions(make().await).await;
     compaction(make().await).await;
     slow_watcher_is_cut(make().await).await;
@@ -650,6 +651,29 @@ pub async fn watch_events_carry_previous_values<S: Store>(store: S) {
         assert_eq!(
             prev, None,
             "{name}: a create after a delete has no previous value"
+        );
+    }
+}
+
+/// A store that says its live events carry the written bytes delivers the same allocation.
+pub async fn shared_written_bytes_are_the_same_allocation<S: Store>(store: S) {
+    if !store.events_share_written_bytes() {
+        return;
+    }
+    let start = ok(store.current_revision().await, "current_revision");
+    let mut live = ok(store.watch("/s/", start).await, "live watch");
+    let created = val("v1");
+    let c = ok(store.create("/s/a", created.clone()).await, "create");
+    let updated = val("v2");
+    ok(store.update("/s/a", updated.clone(), c).await, "update");
+    for (written, what) in [(created, "create"), (updated, "update")] {
+        let e = next_event(&mut live, what).await;
+        let (kv, _) = put_parts(&e, what);
+        assert_eq!(kv.value, written, "{what}");
+        assert_eq!(
+            kv.value.as_ptr(),
+            written.as_ptr(),
+            "{what}: not the same allocation"
         );
     }
 }

@@ -187,6 +187,13 @@ pub trait Store: Send + Sync + 'static {
     /// `FutureRevision` if `revision` is newer than the current revision; compacting at or below
     /// the already compacted revision is a no-op.
     async fn compact(&self, revision: Revision) -> Result<()>;
+
+    /// Whether the live watch event of a `create` or `update` carries the very [`Bytes`] written
+    /// (the same allocation), so that a writer can recognise its own version in the watch
+    /// without comparing contents. False unless a backend guarantees it.
+    fn events_share_written_bytes(&self) -> bool {
+        false
+    }
 }
 
 /// A shared store is a store, so `Arc<dyn Store>` and `Arc<SqliteStore>` can be passed wherever a
@@ -233,6 +240,10 @@ impl<T: Store + ?Sized> Store for Arc<T> {
 
     async fn compact(&self, revision: Revision) -> Result<()> {
         (**self).compact(revision).await
+    }
+
+    fn events_share_written_bytes(&self) -> bool {
+        (**self).events_share_written_bytes()
     }
 }
 

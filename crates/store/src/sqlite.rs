@@ -539,6 +539,11 @@ impl Store for SqliteStore {
         self.writer.unpark();
         rx.await.map_err(|_| StoreError::Closed)?
     }
+
+    /// The writer moves the written `Bytes` into the event it publishes.
+    fn events_share_written_bytes(&self) -> bool {
+        true
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ scenarios!(
     watch_replays_history_then_live,
     watch_filters_by_prefix,
     watch_events_carry_previous_values,
+    shared_written_bytes_are_the_same_allocation,
     concurrent_writers_get_distinct_revisions,
     compaction,
     slow_watcher_is_cut,
