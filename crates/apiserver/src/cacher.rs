@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use codec::ordered::{find, member};
 use futures::StreamExt;
 use parking_lot::RwLock;
 use serde_json::Value;
@@ -471,16 +472,16 @@ impl Cacher {
         if !self.announcing || self.with_fields.contains_key(r.key_prefix) {
             return;
         }
-        let Some(meta) = obj.get("metadata").and_then(Value::as_object) else {
+        let Some(meta) = member(obj, "metadata").and_then(Value::as_object) else {
             return;
         };
-        let text = |k: &str| meta.get(k).and_then(Value::as_str);
+        let text = |k: &str| find(meta, k).and_then(Value::as_str);
         let Some(name) = text("name") else { return };
         if meta.contains_key("resourceVersion") {
             return;
         }
         let mut labels = BTreeMap::new();
-        if let Some(l) = meta.get("labels") {
+        if let Some(l) = find(meta, "labels") {
             let Some(l) = l.as_object() else { return };
             for (k, v) in l {
                 let Some(v) = v.as_str() else { return };

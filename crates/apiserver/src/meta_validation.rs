@@ -3,6 +3,7 @@
 
 use api::field::{ErrorList, Path};
 use api::validation::NameValidator;
+use codec::ordered::{Cursor, find, member, value_eq};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 use serde_json::Value;
@@ -53,23 +54,24 @@ pub fn validate_updated_meta(r: &ResourceInfo, new: &ObjectMeta, old: &ObjectMet
 /// the old one when it was written, given a resourceVersion to update from.
 pub fn metadata_unchanged(new: &Value, old: &Value) -> bool {
     let (Some(n), Some(o)) = (
-        new.get("metadata").and_then(Value::as_object),
-        old.get("metadata").and_then(Value::as_object),
+        member(new, "metadata").and_then(Value::as_object),
+        member(old, "metadata").and_then(Value::as_object),
     ) else {
         return false;
     };
-    if n.get("resourceVersion")
+    if find(n, "resourceVersion")
         .and_then(Value::as_str)
         .is_none_or(str::is_empty)
     {
         return false;
     }
+    let mut in_old = Cursor::new(o);
+    let kept = |k: &&String| *k != "resourceVersion" && *k != "managedFields";
+    // Every key of `new` is in `old`, so `old` has no other key than these if it has as many.
     n.iter()
         .filter(|(k, _)| *k != "resourceVersion")
-        .all(|(k, v)| o.get(k) == Some(v))
-        && o.keys()
-            .filter(|k| *k != "resourceVersion" && *k != "managedFields")
-            .all(|k| n.contains_key(k))
+        .all(|(k, v)| in_old.get(k).is_some_and(|ov| value_eq(v, ov)))
+        && o.keys().filter(kept).count() == n.keys().filter(kept).count()
 }
 
 /// Runs a metadata check on the metadata of two JSON objects.

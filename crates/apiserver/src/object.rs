@@ -1,5 +1,6 @@
 //! Helpers on JSON objects: metadata access and the system fields the server maintains.
 
+use codec::ordered::{Cursor, member, value_eq};
 use rand::Rng;
 use serde_json::{Map, Value, json};
 use store::Revision;
@@ -145,16 +146,19 @@ pub fn equal_ignoring_resource_version(a: &Value, b: &Value) -> bool {
     }
     // Everything but metadata first: an update usually changes the spec or the status, and
     // metadata (managedFields above all) is the largest part to compare.
+    let mut in_b = Cursor::new(b);
     let rest_equal = a
         .iter()
         .filter(|(k, _)| k.as_str() != "metadata")
-        .all(|(k, va)| b.get(k) == Some(va));
+        .all(|(k, va)| in_b.get(k).is_some_and(|vb| value_eq(va, vb)));
     rest_equal
         && match (a.get("metadata"), b.get("metadata")) {
-            (Some(Value::Object(ma)), Some(Value::Object(mb))) => ma
-                .iter()
-                .filter(|(mk, _)| mk.as_str() != "resourceVersion")
-                .all(|(mk, mv)| mb.get(mk) == Some(mv)),
+            (Some(Value::Object(ma)), Some(Value::Object(mb))) => {
+                let mut in_mb = Cursor::new(mb);
+                ma.iter()
+                    .filter(|(mk, _)| mk.as_str() != "resourceVersion")
+                    .all(|(mk, mv)| in_mb.get(mk).is_some_and(|v| value_eq(mv, v)))
+            }
             (ma, mb) => ma == mb,
         }
 }
@@ -176,7 +180,7 @@ pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
 
 /// A string field of `metadata`.
 pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
-    obj.get("metadata")?.get(field)?.as_str()
+    member(member(obj, "metadata")?, field)?.as_str()
 }
 
 /// `metadata.name` (or "").
@@ -203,8 +207,8 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
 
 /// Whether `metadata.deletionTimestamp` is set.
 pub fn is_deleting(obj: &Value) -> bool {
-    obj.get("metadata")
-        .and_then(|m| m.get("deletionTimestamp"))
+    member(obj, "metadata")
+        .and_then(|m| member(m, "deletionTimestamp"))
         .is_some_and(|v| !v.is_null())
 }
 
@@ -283,20 +287,49 @@ pub fn prepare_create_meta(obj: &mut Value, namespace: Option<&str>, generation:
     }
 }
 
+/// The metadata fields an update may not change.
+const KEPT_ON_UPDATE: [&str; 7] = [
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+    "namespace",
+    "name",
+];
+
+fn is_kept_on_update(key: &str) -> bool {
+    KEPT_ON_UPDATE.contains(&key)
+}
+
 /// Keeps the fields an update may not change (upstream `rest.BeforeUpdate` /
 /// `FillObjectMetaSystemFields`): uid, creationTimestamp, deletion fields, generation.
 pub fn keep_update_meta(new: &mut Value, old: &Value) {
-    let old_meta = old.get("metadata").unwrap_or(&Value::Null);
+    let old_meta = member(old, "metadata").unwrap_or(&Value::Null);
     let m = meta_mut(new);
-    for f in [
-        "uid",
-        "creationTimestamp",
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-        "generation",
-        "namespace",
-        "name",
-    ] {
+    // The usual case (the client sent back what it read, without selfLink): nothing to do.
+    if let Value::Object(om) = old_meta {
+        let mut in_new = Cursor::new(m);
+        let same = om
+            .iter()
+            .filter(|(k, _)| is_kept_on_update(k))
+            .all(|(k, v)| in_new.get(k).is_some_and(|cur| value_eq(cur, v)));
+        // All of old's are in new: new has no other one if it has as many.
+        if same
+            && m.keys()
+                .filter(|k| is_kept_on_update(k) || *k == "selfLink")
+                .count()
+                == om.keys().filter(|k| is_kept_on_update(k)).count()
+        {
+            return;
+        }
+    }
+    copy_kept_fields(m, old_meta);
+}
+
+/// The fields of [`KEPT_ON_UPDATE`] as in `old_meta`, and no selfLink.
+fn copy_kept_fields(m: &mut Map<String, Value>, old_meta: &Value) {
+    for f in KEPT_ON_UPDATE {
         match (old_meta.get(f), m.get_mut(f)) {
             // The usual case (the client sent back what it read): nothing to copy.
             (Some(v), Some(cur)) if cur == v => {}
@@ -421,5 +454,68 @@ mod tests {
         assert_eq!(new["metadata"]["generation"], 3);
         assert_eq!(new["metadata"]["labels"]["x"], "y");
         assert_eq!(new["metadata"]["creationTimestamp"], "2020-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn update_meta_shortcut_is_taken_only_when_nothing_would_change() {
+        let old = json!({"metadata": {"creationTimestamp": "2020-01-01T00:00:00Z", "name": "a",
+            "namespace": "d", "ownerReferences": [{"uid": "o"}], "resourceVersion": "5",
+            "uid": "u1", "managedFields": [{"manager": "m"}]}});
+        let same = json!({"creationTimestamp": "2020-01-01T00:00:00Z", "name": "a",
+            "namespace": "d", "ownerReferences": [{"uid": "o"}], "resourceVersion": "5", "uid": "u1"});
+        let with = |f: &dyn Fn(&mut Map<String, Value>)| {
+            let mut m = same.as_object().expect("object").clone();
+            f(&mut m);
+            json!({"metadata": m})
+        };
+        let cases = [
+            with(&|_| {}),
+            // The same fields in another order.
+            with(&|m| {
+                let uid = m.shift_remove("uid").expect("uid");
+                m.shift_insert(0, "uid".into(), uid);
+            }),
+            with(&|m| {
+                m.insert("uid".into(), json!("u2"));
+            }),
+            with(&|m| {
+                m.remove("creationTimestamp");
+            }),
+            with(&|m| {
+                m.insert("generation".into(), json!(2));
+            }),
+            with(&|m| {
+                m.insert("deletionTimestamp".into(), json!("2020-01-02T00:00:00Z"));
+            }),
+            with(&|m| {
+                m.insert("selfLink".into(), json!("/api/x"));
+            }),
+            with(&|m| {
+                m.insert("namespace".into(), json!(null));
+            }),
+            json!({"spec": {}}),
+        ];
+        for new in cases {
+            let mut kept = new.clone();
+            keep_update_meta(&mut kept, &old);
+            let mut copied = new.clone();
+            copy_kept_fields(meta_mut(&mut copied), &old["metadata"]);
+            assert_eq!(kept, copied, "{new}");
+            for f in KEPT_ON_UPDATE {
+                assert_eq!(
+                    kept["metadata"].get(f),
+                    old["metadata"].get(f),
+                    "{new}: {f}"
+                );
+            }
+            assert!(kept["metadata"].get("selfLink").is_none());
+        }
+        // Without old metadata, every kept field goes.
+        let mut kept = with(&|_| {});
+        keep_update_meta(&mut kept, &json!({}));
+        assert_eq!(
+            kept["metadata"],
+            json!({"ownerReferences": [{"uid": "o"}], "resourceVersion": "5"})
+        );
     }
 }

@@ -146,3 +146,101 @@ async fn renewals_without_managed_fields_keep_them() {
     assert_eq!(unchanged, current);
     assert_eq!(leases.get("n2").await.expect("get"), current);
 }
+
+/// A renewal whose metadata is the stored one (without managedFields) skips the metadata's
+/// round trip, and the rest of the body is still normalized and checked as any update's.
+#[tokio::test]
+async fn renewals_with_the_stored_metadata_are_still_normalized_and_checked() {
+    let s = TempServer::start().await.expect("server");
+    let leases: Api<Lease> = Api::namespaced(s.client.clone(), "default");
+    leases
+        .create(&PostParams::default(), &lease("n3", "a"))
+        .await
+        .expect("create");
+    let put = |meta: &Value, spec: Value, query: &str| {
+        let body = serde_json::json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": meta, "spec": spec,
+        });
+        http::Request::put(format!(
+            "/apis/coordination.k8s.io/v1/namespaces/default/leases/n3{query}"
+        ))
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&body).expect("json"))
+        .expect("request")
+    };
+    // What a kubelet sends back: the metadata it read, without managedFields.
+    let stored_meta = || async {
+        let mut meta =
+            serde_json::to_value(leases.get("n3").await.expect("get").metadata).expect("json");
+        meta.as_object_mut()
+            .expect("object")
+            .remove("managedFields");
+        meta
+    };
+
+    // A renewTime in another form is stored in the normal one.
+    let spec = serde_json::json!({"holderIdentity": "a", "renewTime": "2026-11-29T07:00:00.5Z"});
+    let written: Value = s
+        .client
+        .request(put(&stored_meta().await, spec, ""))
+        .await
+        .expect("renewal");
+    assert_eq!(written["spec"]["renewTime"], "2026-11-29T07:00:00.500000Z");
+    assert!(written["metadata"]["managedFields"].is_array());
+
+    // An unknown field: refused when strict, dropped otherwise.
+    let bogus = serde_json::json!({"holderIdentity": "a", "bogus": 1});
+    let err = s
+        .client
+        .request::<Value>(put(
+            &stored_meta().await,
+            bogus.clone(),
+            "?fieldValidation=Strict",
+        ))
+        .await
+        .expect_err("unknown field");
+    let kube::Error::Api(status) = err else {
+        panic!("not an API error: {err:?}");
+    };
+    assert_eq!(status.code, 400);
+    assert!(
+        status.message.contains("unknown field \"spec.bogus\""),
+        "{}",
+        status.message
+    );
+    let written: Value = s
+        .client
+        .request(put(&stored_meta().await, bogus, "?fieldValidation=Ignore"))
+        .await
+        .expect("ignored field");
+    assert_eq!(written["spec"], serde_json::json!({"holderIdentity": "a"}));
+
+    // A value of the wrong type cannot be decoded.
+    let wrong = serde_json::json!({"holderIdentity": "a", "leaseDurationSeconds": "forty"});
+    let err = s
+        .client
+        .request::<Value>(put(&stored_meta().await, wrong, ""))
+        .await
+        .expect_err("wrong type");
+    let kube::Error::Api(status) = err else {
+        panic!("not an API error: {err:?}");
+    };
+    assert_eq!(status.code, 400);
+    assert!(
+        status.message.contains("cannot be handled as a Lease"),
+        "{}",
+        status.message
+    );
+    assert_eq!(
+        leases
+            .get("n3")
+            .await
+            .expect("get")
+            .spec
+            .expect("spec")
+            .holder_identity
+            .as_deref(),
+        Some("a")
+    );
+}

@@ -17,6 +17,7 @@
 
 mod decode;
 pub mod json;
+pub mod ordered;
 mod schema;
 mod wire;
 

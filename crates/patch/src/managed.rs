@@ -3,6 +3,7 @@
 //! (strip meta, managed-fields updater, cap managers, skip non-applied, last-applied updater,
 //! conflict errors).
 
+use codec::ordered::member;
 use serde_json::{Map, Value, json};
 
 use crate::SchemaNode;
@@ -209,7 +210,7 @@ fn identifier(manager: &str, operation: &str, api_version: &str, sub: Option<&st
 }
 
 fn managed_fields_of(obj: &Value) -> Option<&Value> {
-    obj.get("metadata")?.get("managedFields")
+    member(member(obj, "metadata")?, "managedFields")
 }
 
 /// `DecodeManagedFields`; later duplicates of an identifier replace earlier ones.

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use axum::response::Response;
 use bytes::Bytes;
+use codec::ordered::member;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Value, json};
@@ -167,6 +168,51 @@ pub fn normalize(
     })
 }
 
+/// [`normalize`] for the body of an update. When its metadata is that of the cached object
+/// this server wrote (in normal form, then) but for the resourceVersion and without
+/// managedFields (a heartbeat: the kubelet sends its Lease back with a new renewTime), only the
+/// rest of the object is put through the round trip.
+fn normalize_update(
+    state: &ApiState,
+    r: &ResourceInfo,
+    key: &str,
+    mut input: Value,
+    fv: FieldValidation,
+    warnings: &mut Warnings,
+) -> Result<Value, ApiError> {
+    let meta_as_stored = input
+        .get("metadata")
+        .is_some_and(|m| m.get("managedFields").is_none())
+        && state.cacher.get(r, key).is_some_and(|cached| {
+            cached
+                .parsed
+                .lock()
+                .as_deref()
+                .is_some_and(|old| crate::meta_validation::metadata_unchanged(&input, old))
+        });
+    if meta_as_stored && rest_is_normal(r, &mut input) {
+        return Ok(match crate::conversion::to_storage(r) {
+            Some(conv) => conv(input),
+            None => input,
+        });
+    }
+    normalize(r, input, fv, warnings, false)
+}
+
+/// Whether the object but its metadata is its own normal form (the round trip of the object
+/// with empty metadata changes nothing).
+fn rest_is_normal(r: &ResourceInfo, input: &mut Value) -> bool {
+    let Some(slot) = input.get_mut("metadata") else {
+        return false;
+    };
+    let meta = std::mem::replace(slot, Value::Object(serde_json::Map::new()));
+    let normal = matches!((r.round_trip)(input), Ok(None));
+    if let Some(slot) = input.get_mut("metadata") {
+        *slot = meta;
+    }
+    normal
+}
+
 fn invalid(r: &ResourceInfo, name: &str, errs: api::field::ErrorList) -> ApiError {
     ApiError::invalid(
         r.group,
@@ -185,8 +231,10 @@ fn invalid(r: &ResourceInfo, name: &str, errs: api::field::ErrorList) -> ApiErro
 /// Checks `apiVersion`/`kind` of a body against the resource (filling them in when absent).
 fn check_type(r: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
     let expected_av = r.api_version();
-    let av = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+    let av = member(obj, "apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let kind = member(obj, "kind").and_then(Value::as_str).unwrap_or("");
     if !av.is_empty() && av != expected_av {
         return Err(ApiError::bad_request(format!(
             "the API version in the data ({av}) does not match the expected API version ({expected_av})"
@@ -761,8 +809,8 @@ pub fn ready_to_remove(obj: &Value) -> bool {
             .is_none_or(|a| {
                 a.is_empty() || obj.get("kind").and_then(Value::as_str) != Some("Namespace")
             })
-        && obj
-            .pointer("/metadata/deletionGracePeriodSeconds")
+        && member(obj, "metadata")
+            .and_then(|m| member(m, "deletionGracePeriodSeconds"))
             .and_then(Value::as_i64)
             .unwrap_or(0)
             == 0
@@ -805,12 +853,12 @@ pub async fn update(
     }
     let precondition = parse_precondition(object::resource_version(&obj))?;
     let mut warnings = Warnings::default();
-    let obj = normalize(&t.r, obj, fv, &mut warnings, false)?;
+    let key = t.key();
+    let obj = normalize_update(state, &t.r, &key, obj, fv, &mut warnings)?;
     let manager = field_manager(q, headers);
     let r = t.r.clone();
     let sub = t.sub;
     let ns = t.namespace.clone();
-    let key = t.key();
     let mut created = false;
     // A PUT that creates (endpoints) needs an existing, active namespace like a POST.
     if r.strategy.allow_create_on_update() && sub.is_none() && state.cacher.get(&r, &key).is_none()

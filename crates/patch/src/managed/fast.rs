@@ -28,6 +28,7 @@
 
 use std::borrow::Cow;
 
+use codec::ordered::{Cursor, find, value_eq};
 use serde_json::{Map, Value};
 
 use super::{
@@ -262,7 +263,7 @@ fn owns(fields: &Map<String, Value>, path: &[&str], key: &mut String) -> bool {
         key.clear();
         key.push_str("f:");
         key.push_str(name);
-        match cur.get(key.as_str()) {
+        match find(cur, key) {
             Some(Value::Object(child)) => cur = child,
             _ => return false,
         }
@@ -297,18 +298,19 @@ fn scalar_changes<'v>(
         return false;
     }
     let mut merged_by_field = false;
+    let mut in_rm = Cursor::new(rm);
     for (k, lv) in lm {
         if !view.sees(k) {
             continue;
         }
-        let Some(rv) = rm.get(k) else {
+        let Some(rv) = in_rm.get(k) else {
             return false;
         };
         // `metadata` is walked even when equal: what differs in it is mostly not seen
         // (managedFields, resourceVersion), and comparing those would cost as much.
         let child_view = view.child(k);
         let walk_through = child_view != View::Everything && lv.is_object() && rv.is_object();
-        if !walk_through && lv == rv {
+        if !walk_through && value_eq(lv, rv) {
             continue;
         }
         // Both objects are of the same kind: one shape check tells how both are compared.
