@@ -234,10 +234,20 @@ impl<K: Object> Informer<K> {
     /// The object `namespace/name` (`namespace` empty for cluster-scoped kinds).
     pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
         if namespace.is_empty() {
-            self.get_key(name)
-        } else {
-            self.get_key(&format!("{namespace}/{name}"))
+            return self.get_key(name);
         }
+        thread_local! {
+            // The `namespace/name` key, built without allocating (controllers look objects up
+            // by the thousand: node lifecycle reads every node's Lease every few seconds).
+            static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        KEY.with_borrow_mut(|key| {
+            key.clear();
+            key.push_str(namespace);
+            key.push('/');
+            key.push_str(name);
+            self.get_key(key)
+        })
     }
 
     /// Every object.
