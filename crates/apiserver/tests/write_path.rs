@@ -191,23 +191,15 @@ async fn renewals_with_the_stored_metadata_are_still_normalized_and_checked() {
 
     // An unknown field: refused when strict, dropped otherwise.
     let bogus = serde_json::json!({"holderIdentity": "a", "bogus": 1});
-    let err = s
-        .client
-        .request::<Value>(put(
-            &stored_meta().await,
-            bogus.clone(),
-            "?fieldValidation=Strict",
-        ))
-        .await
-        .expect_err("unknown field");
-    let kube::Error::Api(status) = err else {
-        panic!("not an API error: {err:?}");
-    };
-    assert_eq!(status.code, 400);
+    let strict = put(
+        &stored_meta().await,
+        bogus.clone(),
+        "?fieldValidation=Strict",
+    );
+    let message = bad_request(s.client.request(strict).await);
     assert!(
-        status.message.contains("unknown field \"spec.bogus\""),
-        "{}",
-        status.message
+        message.contains("unknown field \"spec.bogus\""),
+        "{message}"
     );
     let written: Value = s
         .client
@@ -218,19 +210,10 @@ async fn renewals_with_the_stored_metadata_are_still_normalized_and_checked() {
 
     // A value of the wrong type cannot be decoded.
     let wrong = serde_json::json!({"holderIdentity": "a", "leaseDurationSeconds": "forty"});
-    let err = s
-        .client
-        .request::<Value>(put(&stored_meta().await, wrong, ""))
-        .await
-        .expect_err("wrong type");
-    let kube::Error::Api(status) = err else {
-        panic!("not an API error: {err:?}");
-    };
-    assert_eq!(status.code, 400);
+    let message = bad_request(s.client.request(put(&stored_meta().await, wrong, "")).await);
     assert!(
-        status.message.contains("cannot be handled as a Lease"),
-        "{}",
-        status.message
+        message.contains("cannot be handled as a Lease"),
+        "{message}"
     );
     assert_eq!(
         leases
@@ -243,4 +226,13 @@ async fn renewals_with_the_stored_metadata_are_still_normalized_and_checked() {
             .as_deref(),
         Some("a")
     );
+}
+
+/// The message of a 400 Bad Request.
+fn bad_request(answer: Result<Value, kube::Error>) -> String {
+    let Err(kube::Error::Api(status)) = answer else {
+        panic!("not an API error: {answer:?}");
+    };
+    assert_eq!(status.code, 400, "{status:?}");
+    status.message
 }
