@@ -477,7 +477,7 @@ impl Cacher {
         };
         let text = |k: &str| find(meta, k).and_then(Value::as_str);
         let Some(name) = text("name") else { return };
-        if meta.contains_key("resourceVersion") {
+        if find(meta, "resourceVersion").is_some() {
             return;
         }
         let mut labels = BTreeMap::new();

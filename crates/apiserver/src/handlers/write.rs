@@ -180,9 +180,8 @@ fn normalize_update(
     fv: FieldValidation,
     warnings: &mut Warnings,
 ) -> Result<Value, ApiError> {
-    let meta_as_stored = input
-        .get("metadata")
-        .is_some_and(|m| m.get("managedFields").is_none())
+    let meta_as_stored = member(&input, "metadata")
+        .is_some_and(|m| member(m, "managedFields").is_none())
         && state.cacher.get(r, key).is_some_and(|cached| {
             cached
                 .parsed
