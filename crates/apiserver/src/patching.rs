@@ -178,7 +178,7 @@ pub fn apply(
         live,
         applied,
         manager,
-        &r.api_version(),
+        r.api_version(),
         force,
         schema,
         &now,
@@ -206,7 +206,7 @@ pub fn apply(
 pub fn track_create(r: &ResourceInfo, obj: &mut Value, manager: &str) {
     let Some(schema) = schema_for(r) else { return };
     let now = crate::object::now_rfc3339();
-    patch::record_managed_fields(None, obj, manager, None, &r.api_version(), schema, &now);
+    patch::record_managed_fields(None, obj, manager, None, r.api_version(), schema, &now);
 }
 
 /// Records an Update entry in `managedFields` for an update.
@@ -219,7 +219,7 @@ pub fn track_update(
 ) {
     if let Some(schema) = schema_for(r) {
         let (sub, av, now) = update_args(r, sub);
-        patch::record_managed_fields(Some(old), new, manager, sub, &av, schema, &now);
+        patch::record_managed_fields(Some(old), new, manager, sub, av, schema, &now);
     }
 }
 
@@ -234,7 +234,7 @@ pub fn track_update_taking(
 ) {
     if let Some(schema) = schema_for(r) {
         let (sub, av, now) = update_args(r, sub);
-        patch::record_managed_fields_taking(old, new, manager, sub, &av, schema, &now);
+        patch::record_managed_fields_taking(old, new, manager, sub, av, schema, &now);
     }
 }
 
@@ -242,7 +242,7 @@ pub fn track_update_taking(
 fn update_args(
     r: &ResourceInfo,
     sub: Option<crate::registry::Subresource>,
-) -> (Option<&'static str>, String, String) {
+) -> (Option<&'static str>, &'static str, String) {
     (
         sub.map(|s| s.name()),
         r.api_version(),
@@ -255,6 +255,7 @@ pub fn scale_resource() -> ResourceInfo {
     ResourceInfo {
         group: "autoscaling",
         version: "v1",
+        group_version: "autoscaling/v1",
         resource: "scale",
         singular: "scale",
         kind: "Scale",

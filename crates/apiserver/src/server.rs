@@ -128,9 +128,9 @@ async fn dispatch(State(state): State<Arc<ApiState>>, req: Request) -> Response 
 /// authenticated user may do everything, and the review says so.
 async fn self_subject_access_review(req: Request, user: Option<User>) -> Response {
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, handlers::negotiate::MAX_BODY).await {
+    let bytes = match handlers::read_body(body).await {
         Ok(b) => b,
-        Err(_) => return ApiError::too_large().into_response(),
+        Err(e) => return e.into_response(),
     };
     let format = match handlers::negotiate::body_format(&parts.headers) {
         Ok(f) => f,

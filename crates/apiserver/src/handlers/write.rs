@@ -205,7 +205,7 @@ fn rest_is_normal(r: &ResourceInfo, input: &mut Value) -> bool {
         return false;
     };
     let meta = std::mem::replace(slot, Value::Object(serde_json::Map::new()));
-    let normal = matches!((r.round_trip)(input), Ok(None));
+    let normal = r.strategy.is_normal_form(input) || matches!((r.round_trip)(input), Ok(None));
     if let Some(slot) = input.get_mut("metadata") {
         *slot = meta;
     }

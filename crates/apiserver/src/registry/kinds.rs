@@ -48,6 +48,8 @@ pub fn typed<T: DeserializeOwned>(v: &Value) -> Option<T> {
 type DefaultFn = fn(&mut Value);
 type PrepareUpdateFn = fn(&mut Value, &Value);
 type ValidateFn = fn(&Value) -> ErrorList;
+/// See [`Strategy::is_normal_form`].
+type NormalFn = fn(&Value) -> bool;
 type ValidateUpdateFn = fn(&Value, &Value) -> ErrorList;
 type ValidateUpdateMetaFn = fn(&Value, &Value, MetaCheck<'_>) -> ErrorList;
 
@@ -63,6 +65,7 @@ pub struct KindStrategy {
     validate: Option<ValidateFn>,
     validate_update: Option<ValidateUpdateMetaFn>,
     validate_status: Option<ValidateUpdateFn>,
+    normal: Option<NormalFn>,
     graceful: bool,
 }
 
@@ -79,6 +82,7 @@ impl KindStrategy {
             validate: None,
             validate_update: None,
             validate_status: None,
+            normal: None,
             graceful: false,
         }
     }
@@ -121,6 +125,10 @@ impl KindStrategy {
     }
     const fn validate_status(mut self, s: ValidateUpdateFn) -> Self {
         self.validate_status = Some(s);
+        self
+    }
+    const fn normal(mut self, f: NormalFn) -> Self {
+        self.normal = Some(f);
         self
     }
 }
@@ -172,6 +180,9 @@ impl Strategy for KindStrategy {
     fn allow_create_on_update(&self) -> bool {
         self.create_on_update
     }
+    fn is_normal_form(&self, obj: &Value) -> bool {
+        self.normal.is_some_and(|f| f(obj))
+    }
     fn graceful_delete(&self, obj: &Value, requested: Option<i64>) -> Option<i64> {
         if !self.graceful {
             return None;
@@ -203,6 +214,11 @@ macro_rules! kind {
         ResourceInfo {
             group: $group,
             version: $version,
+            group_version: if $group.is_empty() {
+                $version
+            } else {
+                concat!($group, "/", $version)
+            },
             resource: $resource,
             singular: $singular,
             kind: $kind,
@@ -266,7 +282,7 @@ pub fn all() -> Vec<ResourceInfo> {
             KindStrategy::new().generation().defaults(f::default_endpointslice).validate(f::validate_endpointslice, f::validate_endpointslice_update)),
         kind!(coordination::v1::Lease, "coordination.k8s.io", "v1", "leases", "lease", "Lease", true,
             short: [], cat: [], sub: [], key: "/registry/leases",
-            KindStrategy::new().validate(f::validate_lease, f::validate_lease_update)),
+            KindStrategy::new().normal(super::normal::lease).validate(f::validate_lease, f::validate_lease_update)),
         kind!(events::v1::Event, "events.k8s.io", "v1", "events", "event", "Event", true,
             short: ["ev"], cat: [], sub: [], key: "/registry/events",
             KindStrategy::new().validate(f::validate_events_event, f::validate_events_event_update)),

@@ -7,6 +7,7 @@
 //! [`crate::handlers`]; nothing here is per-kind CRUD.
 
 pub mod kinds;
+pub mod normal;
 pub mod same;
 pub mod strategy;
 pub mod strategy_fns;
@@ -84,6 +85,8 @@ pub struct ResourceInfo {
     pub group: &'static str,
     /// Version, e.g. `v1`.
     pub version: &'static str,
+    /// `apps/v1`, or `v1` in the core group: what [`ResourceInfo::api_version`] returns.
+    pub group_version: &'static str,
     /// Plural resource, e.g. `deployments`.
     pub resource: &'static str,
     /// Singular, e.g. `deployment`.
@@ -108,12 +111,8 @@ pub struct ResourceInfo {
 
 impl ResourceInfo {
     /// `apps/v1` or `v1`.
-    pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.to_string()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
+    pub fn api_version(&self) -> &'static str {
+        self.group_version
     }
 
     /// `DeploymentList`.

@@ -68,6 +68,13 @@ pub trait Strategy: Send + Sync {
         false
     }
 
+    /// A cheap test of the typed round trip of an object whose metadata is set aside (`{}`):
+    /// true only when the round trip would change nothing. False says nothing: the round trip
+    /// then decides (see [`super::normal`]).
+    fn is_normal_form(&self, _obj: &Value) -> bool {
+        false
+    }
+
     /// Whether DELETE should mark the object with a grace period rather than delete it at once
     /// (pods bound to a node). Returns the grace period in seconds.
     fn graceful_delete(&self, _obj: &Value, _requested: Option<i64>) -> Option<i64> {
