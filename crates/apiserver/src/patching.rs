@@ -174,32 +174,25 @@ pub fn apply(
     let Some(schema) = schema_for(r) else {
         return Err(ApiError::internal(format!("no schema for {}", r.kind)));
     };
-    patch::apply(
-        live,
-        applied,
-        manager,
-        r.api_version(),
-        force,
-        schema,
-        &now,
+    patch::apply(live, applied, manager, r.api_version(), force, schema, &now).map_err(
+        |e| match e {
+            patch::ApplyError::Conflicts(c) => {
+                let mut err = ApiError::conflict_msg(r.qualified(), "", "");
+                err.message = patch::conflict_message(&c);
+                err.causes = c
+                    .iter()
+                    .map(|c| Cause {
+                        reason: "FieldManagerConflict".into(),
+                        message: c.cause_message(),
+                        field: c.field.clone(),
+                    })
+                    .collect();
+                err.details = None;
+                err
+            }
+            other => ApiError::bad_request(other.to_string()),
+        },
     )
-    .map_err(|e| match e {
-        patch::ApplyError::Conflicts(c) => {
-            let mut err = ApiError::conflict_msg(r.qualified(), "", "");
-            err.message = patch::conflict_message(&c);
-            err.causes = c
-                .iter()
-                .map(|c| Cause {
-                    reason: "FieldManagerConflict".into(),
-                    message: c.cause_message(),
-                    field: c.field.clone(),
-                })
-                .collect();
-            err.details = None;
-            err
-        }
-        other => ApiError::bad_request(other.to_string()),
-    })
 }
 
 /// Records an Update entry in `managedFields` for a create.

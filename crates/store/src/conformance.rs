@@ -376,6 +376,31 @@ pub async fn range_prefix_start_after_limit<S: Store>(store: S) {
     );
     assert_eq!(keys(&all.kvs), ["/a/1", "/a/10", "/a/3", "/a/\u{e9}"]);
     assert_eq!(all.revision, current + 1);
+
+    // Pages count live keys only, and hold the latest values.
+    let a1 = all.kvs[0].mod_revision;
+    ok(store.update("/a/1", val("/a/1 v2"), a1).await, "update");
+    let page = ok(
+        store.range("/a/", None, 2, None).await,
+        "page over a deletion",
+    );
+    assert_eq!(keys(&page.kvs), ["/a/1", "/a/10"]);
+    assert_eq!(page.kvs[0].value, val("/a/1 v2"));
+    assert!(page.kvs[0].mod_revision > a1);
+    assert!(page.more);
+    let page = ok(
+        store.range("/a/", Some("/a/10"), 1, None).await,
+        "page starting at a deleted key",
+    );
+    assert_eq!(keys(&page.kvs), ["/a/3"]);
+    assert!(page.more);
+    ok(store.create("/a/2", val("again")).await, "re-create");
+    let page = ok(
+        store.range("/a/", Some("/a/10"), 1, None).await,
+        "page with the re-created key",
+    );
+    assert_eq!(keys(&page.kvs), ["/a/2"]);
+    assert_eq!(page.kvs[0].value, val("again"));
 }
 
 /// `get` and `range` at an older revision see the data as it was then.

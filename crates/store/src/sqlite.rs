@@ -4,11 +4,12 @@
 //! - **Schema.** `log` holds one row per revision (`rev` is the rowid) with the key, the key's
 //!   create revision, the revision of the key's previous row (`prev_rev`, 0 for a create), a
 //!   `deleted` flag and the value (a tombstone keeps the deleted value, so a delete event can be
-//!   rebuilt from its own row). `current` maps every live key to the revision of its latest row
-//!   (and its create revision), so reads at the latest revision find each row by its rowid
-//!   without searching history; the value is stored once, in `log` (a write of a 3 KB Pod used
-//!   to rewrite it in `current`'s overflow pages too). `meta` holds the compacted revision and the
-//!   progress of the physical compaction.
+//!   rebuilt from its own row). The index `log_key_rev` finds a key's latest row: the key is
+//!   live unless that row is a tombstone (compaction never deletes the latest row of a live key,
+//!   and deletes a tombstone only with the rows before it). A write thus changes two B-trees, the
+//!   log and its index; a separate table of live keys (the schema before) made a third, with a
+//!   page to rewrite per written key (half the pages of a batch of heartbeats). `meta` holds the
+//!   compacted revision and the progress of the physical compaction.
 //! - **Writes (group commit).** One dedicated OS thread owns the only write connection. Callers
 //!   send requests over a channel and wait on a oneshot reply. The writer drains every pending
 //!   request, applies them all in one `IMMEDIATE` transaction (each checks its own condition and
@@ -217,11 +218,6 @@ CREATE TABLE IF NOT EXISTS log (
     value BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS log_key_rev ON log (key, rev);
-CREATE TABLE IF NOT EXISTS current (
-    key TEXT PRIMARY KEY,
-    rev INTEGER NOT NULL,
-    create_rev INTEGER NOT NULL
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -229,26 +225,35 @@ CREATE TABLE IF NOT EXISTS meta (
 INSERT OR IGNORE INTO meta (name, value) VALUES ('compacted', 0), ('compact_progress', 0);
 ";
 
-/// The latest version of one live key: its value is that of its own `log` row.
-const SELECT_CURRENT: &str = "SELECT c.rev, c.create_rev, l.value
-    FROM current c JOIN log l ON l.rev = c.rev WHERE c.key = ?1";
+/// The latest row of one key (found through `log_key_rev`): the key is live unless it is a
+/// tombstone. Compaction never deletes the latest row of a live key, and deletes a tombstone
+/// only with every row before it.
+const SELECT_LATEST: &str = "SELECT rev, create_rev, deleted, value FROM log
+    WHERE key = ?1 ORDER BY rev DESC LIMIT 1";
 
-/// Databases written before `current` dropped its copy of the value: the latest `log` row of a
-/// live key is never compacted, but a row is put back from `current` should one be missing
-/// (`prev_rev` 0: compaction then deletes nothing on its behalf), then the column is dropped.
-/// Runs once, in one transaction, when the old column is found.
+/// Databases written before the live keys were read from `log` alone kept them in a table
+/// `current` too. The latest `log` row of a live key is never compacted, but the databases
+/// where `current` held a copy of each value get a row put back from it should one be missing
+/// (`prev_rev` 0: compaction then deletes nothing on its behalf). Then the table goes. Runs
+/// once, in one transaction, when the table is found.
 const MIGRATE_CURRENT_VALUE: &str = "
 INSERT OR IGNORE INTO log (rev, key, create_rev, prev_rev, deleted, value)
     SELECT rev, key, create_rev, 0, 0, value FROM current;
-CREATE TABLE current_v2 (
-    key TEXT PRIMARY KEY,
-    rev INTEGER NOT NULL,
-    create_rev INTEGER NOT NULL
-) WITHOUT ROWID;
-INSERT INTO current_v2 (key, rev, create_rev) SELECT key, rev, create_rev FROM current;
-DROP TABLE current;
-ALTER TABLE current_v2 RENAME TO current;
 ";
+const DROP_CURRENT: &str = "DROP TABLE current;";
+
+/// The live version of a key from a row of [`SELECT_LATEST`] (`None` for a tombstone).
+fn live_row(key: &str, row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<KeyValue>> {
+    if row.get::<_, bool>(2)? {
+        return Ok(None);
+    }
+    Ok(Some(KeyValue {
+        key: key.to_owned(),
+        mod_revision: row.get(0)?,
+        create_revision: row.get(1)?,
+        value: Bytes::from(row.get::<_, Vec<u8>>(3)?),
+    }))
+}
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and starts the writer thread. An existing
@@ -341,16 +346,10 @@ impl Store for SqliteStore {
             let (current, compacted) = snapshot_revisions(&tx)?;
             let kv = match at {
                 None => tx
-                    .prepare_cached(SELECT_CURRENT)?
-                    .query_row(params![key], |row| {
-                        Ok(KeyValue {
-                            key: key.clone(),
-                            mod_revision: row.get(0)?,
-                            create_revision: row.get(1)?,
-                            value: Bytes::from(row.get::<_, Vec<u8>>(2)?),
-                        })
-                    })
-                    .optional()?,
+                    .prepare_cached(SELECT_LATEST)?
+                    .query_row(params![key], |row| live_row(&key, row))
+                    .optional()?
+                    .flatten(),
                 Some(rev) => {
                     check_revision(rev, current, compacted)?;
                     let row = tx
@@ -401,12 +400,15 @@ impl Store for SqliteStore {
             let mut kvs = Vec::new();
             match at {
                 None => {
+                    // The latest row of each key in range, found in the index alone (it
+                    // holds `rev`); then only those rows are read from the table.
                     let n = bounds.params().len();
                     let sql = format!(
-                        "SELECT c.key, c.rev, c.create_rev, l.value
-                         FROM current c JOIN log l ON l.rev = c.rev WHERE {}
-                         ORDER BY c.key LIMIT ?{}",
-                        bounds.sql("c.key", 1),
+                        "SELECT l.key, l.rev, l.create_rev, l.value
+                         FROM (SELECT key, MAX(rev) AS rev FROM log WHERE {} GROUP BY key) latest
+                         JOIN log l ON l.rev = latest.rev
+                         WHERE l.deleted = 0 ORDER BY latest.key LIMIT ?{}",
+                        bounds.sql("key", 1),
                         n + 1
                     );
                     let mut stmt = tx.prepare_cached(&sql)?;
@@ -871,9 +873,15 @@ fn open_writer(path: &Path) -> Result<Connection> {
         [],
         |r| r.get(0),
     )?;
-    if has_value {
-        tracing::info!(path = %path.display(), "sqlite: dropping the copy of each value from table current");
-        conn.execute_batch(&format!("BEGIN IMMEDIATE;{MIGRATE_CURRENT_VALUE}COMMIT;"))?;
+    let has_current: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'current'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_current {
+        tracing::info!(path = %path.display(), "sqlite: dropping table current (live keys are read from log)");
+        let copy = if has_value { MIGRATE_CURRENT_VALUE } else { "" };
+        conn.execute_batch(&format!("BEGIN IMMEDIATE;{copy}{DROP_CURRENT}COMMIT;"))?;
     }
     Ok(conn)
 }
@@ -1296,16 +1304,10 @@ fn apply_op(
 ) -> rusqlite::Result<Result<(WriteOutcome, Event)>> {
     let key = op.key();
     let current = tx
-        .prepare_cached(SELECT_CURRENT)?
-        .query_row([key], |row| {
-            Ok(KeyValue {
-                key: key.to_owned(),
-                mod_revision: row.get(0)?,
-                create_revision: row.get(1)?,
-                value: Bytes::from(row.get::<_, Vec<u8>>(2)?),
-            })
-        })
-        .optional()?;
+        .prepare_cached(SELECT_LATEST)?
+        .query_row([key], |row| live_row(key, row))
+        .optional()?
+        .flatten();
     let next = *rev + 1;
     let insert_log = |key: &str, create: Revision, prev: Revision, deleted: bool, value: &[u8]| {
         tx.prepare_cached(
@@ -1320,8 +1322,6 @@ fn apply_op(
                 return Ok(Err(StoreError::AlreadyExists(key)));
             }
             insert_log(&key, next, 0, false, &value)?;
-            tx.prepare_cached("INSERT INTO current (key, rev, create_rev) VALUES (?1, ?2, ?2)")?
-                .execute(params![key, next])?;
             *rev = next;
             let kv = KeyValue {
                 key,
@@ -1347,8 +1347,6 @@ fn apply_op(
                 }));
             }
             insert_log(&key, prev.create_revision, prev.mod_revision, false, &value)?;
-            tx.prepare_cached("UPDATE current SET rev = ?2 WHERE key = ?1")?
-                .execute(params![key, next])?;
             *rev = next;
             let kv = KeyValue {
                 key,
@@ -1384,8 +1382,6 @@ fn apply_op(
                 true,
                 &prev.value,
             )?;
-            tx.prepare_cached("DELETE FROM current WHERE key = ?1")?
-                .execute([&key])?;
             *rev = next;
             Ok(Ok((
                 WriteOutcome::Deleted(next, prev.clone()),
@@ -1613,15 +1609,71 @@ mod tests {
             Some(Bytes::from_static(b"2"))
         );
         store.close().await;
-        let conn = Connection::open(&path).expect("reopen");
-        let columns: Vec<String> = conn
-            .prepare("SELECT name FROM pragma_table_info('current')")
-            .expect("prepare")
-            .query_map([], |r| r.get(0))
-            .expect("columns")
-            .collect::<rusqlite::Result<_>>()
-            .expect("columns");
-        assert_eq!(columns, ["key", "rev", "create_rev"]);
+        assert!(!has_table(&path, "current"), "the table is dropped");
+    }
+
+    fn has_table(path: &Path, name: &str) -> bool {
+        let conn = Connection::open(path).expect("reopen");
+        conn.query_row(
+            "SELECT COUNT(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .expect("schema")
+    }
+
+    /// A database of the schema with a table `current` of live keys (without values) opens with
+    /// the same live keys, and the table is dropped.
+    #[tokio::test]
+    async fn a_database_with_a_table_of_live_keys_is_migrated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 CREATE TABLE log (rev INTEGER PRIMARY KEY, key TEXT NOT NULL,
+                     create_rev INTEGER NOT NULL, prev_rev INTEGER NOT NULL,
+                     deleted INTEGER NOT NULL, value BLOB NOT NULL);
+                 CREATE INDEX log_key_rev ON log (key, rev);
+                 CREATE TABLE current (key TEXT PRIMARY KEY, rev INTEGER NOT NULL,
+                     create_rev INTEGER NOT NULL) WITHOUT ROWID;
+                 CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+                 INSERT INTO meta VALUES ('compacted', 0), ('compact_progress', 0);
+                 INSERT INTO log VALUES (1, '/a', 1, 0, 0, x'31'), (2, '/a', 1, 1, 0, x'32'),
+                     (3, '/gone', 3, 0, 0, x'33'), (4, '/gone', 3, 3, 1, x'33'),
+                     (5, '/b', 5, 0, 0, x'35');
+                 INSERT INTO current VALUES ('/a', 2, 1), ('/b', 5, 5);",
+            )
+            .expect("old schema");
+        }
+        let store = SqliteStore::open(&path, SqliteOptions::default())
+            .await
+            .expect("open migrates");
+        let listed = store.range("/", None, 0, None).await.expect("range");
+        let live: Vec<_> = listed
+            .kvs
+            .iter()
+            .map(|kv| {
+                (
+                    kv.key.as_str(),
+                    kv.mod_revision,
+                    kv.create_revision,
+                    &kv.value[..],
+                )
+            })
+            .collect();
+        assert_eq!(live, [("/a", 2, 1, &b"2"[..]), ("/b", 5, 5, &b"5"[..])]);
+        assert!(store.get("/gone", None).await.expect("get").0.is_none());
+        assert_eq!(
+            store
+                .create("/gone", Bytes::from_static(b"6"))
+                .await
+                .expect("re-create"),
+            6
+        );
+        store.close().await;
+        assert!(!has_table(&path, "current"), "the table is dropped");
     }
 
     #[test]
