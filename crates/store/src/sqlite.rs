@@ -1553,30 +1553,38 @@ mod tests {
         assert_eq!(pragma("wal_autocheckpoint"), "0");
     }
 
+    /// Creates a database of an older schema: `log` and `meta` as now, and a table `current`
+    /// with `current_columns`; then runs `rows` (SQL inserts).
+    fn old_schema(path: &Path, current_columns: &str, rows: &str) {
+        let conn = Connection::open(path).expect("open");
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE log (rev INTEGER PRIMARY KEY, key TEXT NOT NULL,
+                 create_rev INTEGER NOT NULL, prev_rev INTEGER NOT NULL,
+                 deleted INTEGER NOT NULL, value BLOB NOT NULL);
+             CREATE INDEX log_key_rev ON log (key, rev);
+             CREATE TABLE current ({current_columns}) WITHOUT ROWID;
+             CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+             INSERT INTO meta VALUES ('compacted', 0), ('compact_progress', 0);
+             {rows}"
+        ))
+        .expect("old schema");
+    }
+
     /// A database of the schema where `current` held a copy of each value opens with every key
-    /// readable, keeps working, and no longer has the column.
+    /// readable, keeps working, and no longer has the table.
     #[tokio::test]
     async fn a_database_with_values_in_current_is_migrated() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("db");
-        {
-            let conn = Connection::open(&path).expect("open");
-            conn.execute_batch(
-                "PRAGMA journal_mode = WAL;
-                 CREATE TABLE log (rev INTEGER PRIMARY KEY, key TEXT NOT NULL,
-                     create_rev INTEGER NOT NULL, prev_rev INTEGER NOT NULL,
-                     deleted INTEGER NOT NULL, value BLOB NOT NULL);
-                 CREATE INDEX log_key_rev ON log (key, rev);
-                 CREATE TABLE current (key TEXT PRIMARY KEY, rev INTEGER NOT NULL,
-                     create_rev INTEGER NOT NULL, value BLOB NOT NULL) WITHOUT ROWID;
-                 CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-                 INSERT INTO meta VALUES ('compacted', 0), ('compact_progress', 0);
-                 INSERT INTO log VALUES (1, '/a', 1, 0, 0, x'31'), (2, '/a', 1, 1, 0, x'32'),
-                     (3, '/gone', 3, 0, 0, x'33'), (4, '/gone', 3, 3, 1, x'33');
-                 INSERT INTO current VALUES ('/a', 2, 1, x'32'), ('/lost', 5, 5, x'35');",
-            )
-            .expect("old schema");
-        }
+        old_schema(
+            &path,
+            "key TEXT PRIMARY KEY, rev INTEGER NOT NULL, create_rev INTEGER NOT NULL,
+             value BLOB NOT NULL",
+            "INSERT INTO log VALUES (1, '/a', 1, 0, 0, x'31'), (2, '/a', 1, 1, 0, x'32'),
+                 (3, '/gone', 3, 0, 0, x'33'), (4, '/gone', 3, 3, 1, x'33');
+             INSERT INTO current VALUES ('/a', 2, 1, x'32'), ('/lost', 5, 5, x'35');",
+        );
         let store = SqliteStore::open(&path, SqliteOptions::default())
             .await
             .expect("open migrates");
@@ -1628,25 +1636,14 @@ mod tests {
     async fn a_database_with_a_table_of_live_keys_is_migrated() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("db");
-        {
-            let conn = Connection::open(&path).expect("open");
-            conn.execute_batch(
-                "PRAGMA journal_mode = WAL;
-                 CREATE TABLE log (rev INTEGER PRIMARY KEY, key TEXT NOT NULL,
-                     create_rev INTEGER NOT NULL, prev_rev INTEGER NOT NULL,
-                     deleted INTEGER NOT NULL, value BLOB NOT NULL);
-                 CREATE INDEX log_key_rev ON log (key, rev);
-                 CREATE TABLE current (key TEXT PRIMARY KEY, rev INTEGER NOT NULL,
-                     create_rev INTEGER NOT NULL) WITHOUT ROWID;
-                 CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-                 INSERT INTO meta VALUES ('compacted', 0), ('compact_progress', 0);
-                 INSERT INTO log VALUES (1, '/a', 1, 0, 0, x'31'), (2, '/a', 1, 1, 0, x'32'),
-                     (3, '/gone', 3, 0, 0, x'33'), (4, '/gone', 3, 3, 1, x'33'),
-                     (5, '/b', 5, 0, 0, x'35');
-                 INSERT INTO current VALUES ('/a', 2, 1), ('/b', 5, 5);",
-            )
-            .expect("old schema");
-        }
+        old_schema(
+            &path,
+            "key TEXT PRIMARY KEY, rev INTEGER NOT NULL, create_rev INTEGER NOT NULL",
+            "INSERT INTO log VALUES (1, '/a', 1, 0, 0, x'31'), (2, '/a', 1, 1, 0, x'32'),
+                 (3, '/gone', 3, 0, 0, x'33'), (4, '/gone', 3, 3, 1, x'33'),
+                 (5, '/b', 5, 0, 0, x'35');
+             INSERT INTO current VALUES ('/a', 2, 1), ('/b', 5, 5);",
+        );
         let store = SqliteStore::open(&path, SqliteOptions::default())
             .await
             .expect("open migrates");
