@@ -8,7 +8,7 @@
 //!   live unless that row is a tombstone (compaction never deletes the latest row of a live key,
 //!   and deletes a tombstone only with the rows before it). A write thus changes two B-trees, the
 //!   log and its index; a separate table of live keys (the schema before) made a third, with a
-//!   page to rewrite per written key (half the pages of a batch of heartbeats). `meta` holds the
+//!   page to rewrite per written key. `meta` holds the
 //!   compacted revision and the progress of the physical compaction.
 //! - **Writes (group commit).** One dedicated OS thread owns the only write connection. Callers
 //!   send requests over a channel and wait on a oneshot reply. The writer drains every pending
@@ -242,7 +242,8 @@ INSERT OR IGNORE INTO log (rev, key, create_rev, prev_rev, deleted, value)
 ";
 const DROP_CURRENT: &str = "DROP TABLE current;";
 
-/// The live version of a key from a row of [`SELECT_LATEST`] (`None` for a tombstone).
+/// The live version of a key from a row of [`SELECT_LATEST`] (or of the same columns at an
+/// older revision): `None` for a tombstone.
 fn live_row(key: &str, row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<KeyValue>> {
     if row.get::<_, bool>(2)? {
         return Ok(None);
@@ -352,29 +353,13 @@ impl Store for SqliteStore {
                     .flatten(),
                 Some(rev) => {
                     check_revision(rev, current, compacted)?;
-                    let row = tx
-                        .prepare_cached(
-                            "SELECT rev, create_rev, deleted, value FROM log
-                             WHERE key = ?1 AND rev <= ?2 ORDER BY rev DESC LIMIT 1",
-                        )?
-                        .query_row(params![key, rev], |row| {
-                            Ok((
-                                row.get::<_, Revision>(0)?,
-                                row.get::<_, Revision>(1)?,
-                                row.get::<_, bool>(2)?,
-                                row.get::<_, Vec<u8>>(3)?,
-                            ))
-                        })
-                        .optional()?;
-                    match row {
-                        Some((mod_revision, create_revision, false, value)) => Some(KeyValue {
-                            key,
-                            mod_revision,
-                            create_revision,
-                            value: Bytes::from(value),
-                        }),
-                        _ => None,
-                    }
+                    tx.prepare_cached(
+                        "SELECT rev, create_rev, deleted, value FROM log
+                         WHERE key = ?1 AND rev <= ?2 ORDER BY rev DESC LIMIT 1",
+                    )?
+                    .query_row(params![key, rev], |row| live_row(&key, row))
+                    .optional()?
+                    .flatten()
                 }
             };
             Ok((kv, at.unwrap_or(current)))
