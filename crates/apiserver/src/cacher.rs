@@ -219,13 +219,14 @@ pub struct Cacher {
 }
 
 /// A version about to be written, announced by its writer: the stored bytes (kept, so that the
-/// same allocation is recognized in the store's event) with the name, namespace and labels of
-/// the object they encode.
+/// same allocation is recognized in the store's event) with the name, namespace, labels and
+/// selectable fields of the object they encode.
 struct Announced {
     value: Bytes,
     namespace: String,
     name: String,
     labels: BTreeMap<String, String>,
+    fields: Vec<(&'static str, String)>,
 }
 
 impl Cacher {
@@ -385,11 +386,11 @@ impl Cacher {
 
     fn build(&self, r: &ResourceInfo, kv: &KeyValue, rv: Revision) -> Option<CachedObject> {
         // Without parsing the whole object when its stored bytes can be served as they are.
+        if let Some(obj) = self.build_announced(kv, rv) {
+            return Some(obj);
+        }
         match self.with_fields.get(r.key_prefix) {
             None => {
-                if let Some(obj) = self.build_announced(kv, rv) {
-                    return Some(obj);
-                }
                 if let Some(obj) = Self::build_raw(kv, rv) {
                     return Some(obj);
                 }
@@ -458,18 +459,17 @@ impl Cacher {
             rv,
             raw: Bytes::from(raw),
             labels: a.labels,
-            fields: Vec::new(),
+            fields: a.fields,
             parsed: Default::default(),
         })
     }
 
     /// Tells the cache that `value`, the encoding (without resourceVersion) of `obj`, is about
-    /// to be written at `key`, so that applying the write's event needs no parse of it. Only
-    /// with a store whose events carry the written bytes, and for resources without selectable
-    /// fields besides name and namespace (others are parsed anyway); an announcement whose write
-    /// fails must be withdrawn ([`Cacher::withdraw`]).
+    /// to be written at `key`, so that applying the write's event needs no parse of it (the
+    /// selectable fields are read from `obj`). Only with a store whose events carry the written
+    /// bytes; an announcement whose write fails must be withdrawn ([`Cacher::withdraw`]).
     pub fn announce(&self, r: &ResourceInfo, key: &str, value: &Bytes, obj: &Value) {
-        if !self.announcing || self.with_fields.contains_key(r.key_prefix) {
+        if !self.announcing {
             return;
         }
         let Some(meta) = member(obj, "metadata").and_then(Value::as_object) else {
@@ -488,11 +488,22 @@ impl Cacher {
                 labels.insert(k.clone(), v.to_owned());
             }
         }
+        // Read as `build` reads them: with the resource that owns the key (core and
+        // events.k8s.io Events share their storage).
+        let fields = if self.with_fields.contains_key(r.key_prefix) {
+            let Some(owner) = self.registry.for_key(key) else {
+                return;
+            };
+            (self.fields)(owner, obj)
+        } else {
+            Vec::new()
+        };
         let a = Announced {
             value: value.clone(),
             namespace: text("namespace").unwrap_or("").to_owned(),
             name: name.to_owned(),
             labels,
+            fields,
         };
         self.announced.lock().insert(key.to_owned(), a);
     }

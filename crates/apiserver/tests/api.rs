@@ -491,6 +491,10 @@ async fn namespace_deletion_marks_terminating_and_finalize_removes_it() {
     assert!(ns["metadata"]["deletionTimestamp"].is_string());
     let (code, err) = a.post("/api/v1/namespaces/gone/configmaps", cm("y")).await;
     assert_eq!(code, StatusCode::FORBIDDEN, "{err}");
+    assert_eq!(
+        err["message"],
+        "configmaps \"y\" is forbidden: unable to create new content in namespace gone because it is being terminated"
+    );
     // A status write cannot drop the finalizer; finalize can.
     let mut body = ns.clone();
     body["spec"]["finalizers"] = json!([]);
@@ -842,6 +846,40 @@ async fn pods_start_pending_with_defaults() {
         .get("/api/v1/namespaces/default/pods?fieldSelector=status.phase%3DPending")
         .await;
     assert_eq!(l["items"].as_array().unwrap().len(), 1);
+}
+
+/// The watch cache takes the selectable fields of a version this server writes from the
+/// writer (no parse of the stored bytes): they must still follow creation and binding, as the
+/// kubelet's `spec.nodeName` selector and `kubectl get --field-selector` read them.
+#[tokio::test]
+async fn pod_fields_follow_create_and_binding() {
+    let a = api().await;
+    let pod = json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"b1"},"spec":{"containers":[{"name":"c","image":"nginx"}]}});
+    let (code, p) = a.post("/api/v1/namespaces/default/pods", pod).await;
+    assert_eq!(code, StatusCode::CREATED, "{p}");
+    const PODS: &str = "/api/v1/namespaces/default/pods";
+    assert_eq!(selected(&a, PODS, "spec.nodeName%3D").await, 1);
+    assert_eq!(selected(&a, PODS, "spec.nodeName%3Dn1").await, 0);
+    assert_eq!(selected(&a, PODS, "status.phase%3DPending").await, 1);
+    let binding = json!({"apiVersion":"v1","kind":"Binding","metadata":{"name":"b1"},"target":{"kind":"Node","name":"n1"}});
+    let (code, st) = a
+        .post("/api/v1/namespaces/default/pods/b1/binding", binding.clone())
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{st}");
+    assert_eq!(selected(&a, PODS, "spec.nodeName%3Dn1").await, 1);
+    assert_eq!(selected(&a, PODS, "spec.nodeName%3D").await, 0);
+    let (_, p) = a.get("/api/v1/namespaces/default/pods/b1").await;
+    assert_eq!(p["spec"]["nodeName"], "n1");
+    let conds = p["status"]["conditions"].as_array().unwrap();
+    assert_eq!(conds.len(), 1, "{p}");
+    assert_eq!(conds[0]["type"], "PodScheduled");
+    assert_eq!(conds[0]["status"], "True");
+    // A second binding is refused and changes nothing.
+    let (code, st) = a
+        .post("/api/v1/namespaces/default/pods/b1/binding", binding)
+        .await;
+    assert_eq!(code, StatusCode::CONFLICT, "{st}");
+    assert_eq!(selected(&a, PODS, "spec.nodeName%3Dn1").await, 1);
 }
 
 /// `kubectl describe` finds an object's Events by field selector. Core and events.k8s.io

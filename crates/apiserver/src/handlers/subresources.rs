@@ -215,7 +215,9 @@ pub async fn bind(
                 &format!("pod {name} is already assigned to node \"{existing}\""),
             ));
         }
-        let mut new = cur.clone();
+        // Moved, not copied: the new object always differs (it gains a nodeName), which is
+        // all `guaranteed_update` needs to know of the old one.
+        let mut new = std::mem::take(cur);
         new["spec"]["nodeName"] = json!(node);
         if let Some(ann) = binding.pointer("/metadata/annotations").and_then(Value::as_object) {
             let m = object::meta_mut(&mut new);
@@ -225,11 +227,11 @@ pub async fn bind(
             }
         }
         // The PodScheduled condition.
-        let conds = new["status"]["conditions"].as_array().cloned().unwrap_or_default();
-        let mut conds: Vec<Value> = conds
-            .into_iter()
-            .filter(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"))
-            .collect();
+        let mut conds = match new["status"]["conditions"].take() {
+            Value::Array(conds) => conds,
+            _ => Vec::new(),
+        };
+        conds.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
         conds.push(json!({"type":"PodScheduled","status":"True","lastProbeTime":null,"lastTransitionTime":object::now_rfc3339()}));
         new["status"]["conditions"] = json!(conds);
         Ok(UpdateOutcome::Write(new))

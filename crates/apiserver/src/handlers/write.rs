@@ -263,6 +263,7 @@ async fn check_namespace(
     state: &ApiState,
     r: &ResourceInfo,
     ns: Option<&str>,
+    name: &str,
 ) -> Result<(), ApiError> {
     if !r.namespaced {
         return Ok(());
@@ -279,18 +280,16 @@ async fn check_namespace(
     state.cacher.wait_fresh().await?;
     match state.cacher.get(nsr, &key) {
         None => Err(ApiError::not_found(nsr.qualified(), ns)),
-        Some(o) => {
-            let v = o.value();
-            if object::is_deleting(&v) {
-                Err(ApiError::forbidden(format!(
-                    "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-                    r.qualified().display(),
-                    object::name(&v)
-                )))
-            } else {
-                Ok(())
-            }
+        // Upstream's NamespaceLifecycle admission: a namespace being deleted is in phase
+        // Terminating (read from the cached selectable field, without parsing the namespace).
+        Some(o) if o.field("status.phase") == Some("Terminating") => {
+            Err(ApiError::forbidden(format!(
+                "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                r.qualified().display(),
+                name
+            )))
         }
+        Some(_) => Ok(()),
     }
 }
 
@@ -389,7 +388,7 @@ pub async fn create_object(
             )],
         ));
     }
-    check_namespace(state, r, ns).await?;
+    check_namespace(state, r, ns, object::name(&obj)).await?;
     let strategy = r.strategy.clone();
     object::prepare_create_meta(
         &mut obj,
@@ -491,7 +490,12 @@ async fn store_create(
         let stored = object::resource_version(&obj)
             .is_none()
             .then(|| bytes.clone());
-        match state.store.create(&key, bytes).await {
+        state.cacher.announce(r, &key, &bytes, &obj);
+        let res = state.store.create(&key, bytes).await;
+        if res.is_err() {
+            state.cacher.withdraw(&key);
+        }
+        match res {
             Ok(rv) => {
                 object::set_resource_version(&mut obj, rv);
                 return Ok(Written { obj, rv, stored });
@@ -862,7 +866,7 @@ pub async fn update(
     // A PUT that creates (endpoints) needs an existing, active namespace like a POST.
     if r.strategy.allow_create_on_update() && sub.is_none() && state.cacher.get(&r, &key).is_none()
     {
-        check_namespace(state, &r, ns.as_deref()).await?;
+        check_namespace(state, &r, ns.as_deref(), &name).await?;
     }
     let mut reserved = Vec::new();
     let mut alloc = service_update_alloc(state, &r, sub, &mut reserved);
@@ -993,7 +997,7 @@ pub async fn patch(
     if ptype == crate::patching::PatchType::Apply && r.namespaced {
         let cur = state.cacher.get(&r, &t.key());
         if cur.is_none() {
-            check_namespace(state, &r, ns.as_deref()).await?;
+            check_namespace(state, &r, ns.as_deref(), &name).await?;
         }
     }
     let mut reserved = Vec::new();
