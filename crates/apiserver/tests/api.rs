@@ -863,17 +863,42 @@ async fn pod_fields_follow_create_and_binding() {
     assert_eq!(selected(&a, PODS, "status.phase%3DPending").await, 1);
     let binding = json!({"apiVersion":"v1","kind":"Binding","metadata":{"name":"b1"},"target":{"kind":"Node","name":"n1"}});
     let (code, st) = a
-        .post("/api/v1/namespaces/default/pods/b1/binding", binding.clone())
+        .post(
+            "/api/v1/namespaces/default/pods/b1/binding",
+            binding.clone(),
+        )
         .await;
     assert_eq!(code, StatusCode::CREATED, "{st}");
     assert_eq!(selected(&a, PODS, "spec.nodeName%3Dn1").await, 1);
     assert_eq!(selected(&a, PODS, "spec.nodeName%3D").await, 0);
-    let (_, p) = a.get("/api/v1/namespaces/default/pods/b1").await;
-    assert_eq!(p["spec"]["nodeName"], "n1");
-    let conds = p["status"]["conditions"].as_array().unwrap();
-    assert_eq!(conds.len(), 1, "{p}");
+    let (_, bound) = a.get("/api/v1/namespaces/default/pods/b1").await;
+    assert_eq!(bound["spec"]["nodeName"], "n1");
+    let conds = bound["status"]["conditions"].as_array().unwrap();
+    assert_eq!(conds.len(), 1, "{bound}");
     assert_eq!(conds[0]["type"], "PodScheduled");
     assert_eq!(conds[0]["status"], "True");
+    // Binding changed nothing else: each write starts from the version the last one kept.
+    let mut expected = p.clone();
+    expected["spec"]["nodeName"] = json!("n1");
+    expected["status"]["conditions"] = bound["status"]["conditions"].clone();
+    expected["metadata"]["resourceVersion"] = bound["metadata"]["resourceVersion"].clone();
+    assert_eq!(bound, expected);
+    // The kubelet's status write (a strategic merge patch of pods/status).
+    let (code, running) = a
+        .patch(
+            "/api/v1/namespaces/default/pods/b1/status",
+            "application/strategic-merge-patch+json",
+            json!({"status":{"phase":"Running","podIP":"10.42.0.5"},"spec":{"nodeName":"elsewhere"}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{running}");
+    let (_, got) = a.get("/api/v1/namespaces/default/pods/b1").await;
+    assert_eq!(got, running);
+    assert_eq!(got["spec"], bound["spec"], "a status write keeps the spec");
+    assert_eq!(got["status"]["phase"], "Running");
+    assert_eq!(got["status"]["podIP"], "10.42.0.5");
+    assert_eq!(got["status"]["conditions"][0]["type"], "PodScheduled");
+    assert_eq!(selected(&a, PODS, "status.phase%3DRunning").await, 1);
     // A second binding is refused and changes nothing.
     let (code, st) = a
         .post("/api/v1/namespaces/default/pods/b1/binding", binding)

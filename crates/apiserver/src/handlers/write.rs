@@ -344,6 +344,36 @@ impl Written {
         }
     }
 
+    /// [`Written::into_response`]; when the response is made from the stored bytes, the cache
+    /// keeps the parsed object for the next write of `key` ([`Cacher::remember_parsed`]).
+    ///
+    /// [`Cacher::remember_parsed`]: crate::cacher::Cacher::remember_parsed
+    pub fn respond_and_remember(
+        self,
+        state: &ApiState,
+        r: &ResourceInfo,
+        key: &str,
+        code: StatusCode,
+    ) -> Response {
+        match self.stored_response(r, code) {
+            Some(resp) => {
+                self.remember(state, r, key);
+                resp
+            }
+            None => self.into_response(r, code),
+        }
+    }
+
+    /// Hands the parsed object to the cache for the next write of `key`, when this call stored
+    /// it (see [`Written::respond_and_remember`]).
+    pub fn remember(self, state: &ApiState, r: &ResourceInfo, key: &str) {
+        if let Some(stored) = &self.stored {
+            state
+                .cacher
+                .remember_parsed(r, key, self.rv, stored.len(), self.obj);
+        }
+    }
+
     /// The response made from the stored bytes, when this call stored them and the client of
     /// `r` sees the storage form.
     fn stored_response(&self, r: &ResourceInfo, code: StatusCode) -> Option<Response> {
@@ -553,7 +583,9 @@ pub async fn create(
         dry,
     )
     .await?;
-    let mut resp = w.into_response(&t.r, StatusCode::CREATED);
+    // A pod is bound next: that write starts from the parsed object.
+    let key = t.r.key(t.namespace.as_deref(), object::name(&w.obj));
+    let mut resp = w.respond_and_remember(state, &t.r, &key, StatusCode::CREATED);
     warnings.apply(&mut resp);
     Ok(resp)
 }
@@ -705,6 +737,85 @@ pub fn prepare_update(
     prepare_update_with(r, sub, new, old, &mut |_, _| Ok(()))
 }
 
+/// The object a status (or finalize) write stores: the old object with the new status, and in
+/// its metadata the new managedFields (when given) and annotations. Upstream status strategies
+/// reset only the spec (and some kinds' labels or owner references): annotations written with
+/// the status are kept, which is how the deployment controller records revisions without a new
+/// generation. A finalize write (namespaces) also takes the new spec (`spec.finalizers`).
+///
+/// Parts of `new` equal to the old object's are moved from `new` rather than copied from `old`
+/// (a status write usually sends the rest of the object back unchanged).
+fn status_merge(old: &Value, mut new: Value, finalize: bool) -> Value {
+    let (Some(old_map), Some(new_map)) = (old.as_object(), new.as_object_mut()) else {
+        return old.clone();
+    };
+    let mut new_meta = match new_map.remove("metadata") {
+        Some(Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    let mut out = serde_json::Map::with_capacity(old_map.len() + 1);
+    for (k, old_v) in old_map {
+        let v = match k.as_str() {
+            "status" => match new_map.remove("status") {
+                Some(s) => s,
+                None => continue,
+            },
+            "spec" if finalize => new_map
+                .remove("spec")
+                .unwrap_or_else(|| take_if_equal(new_map, k, old_v)),
+            "metadata" => match old_v.as_object() {
+                Some(old_meta) => Value::Object(status_merge_meta(old_meta, &mut new_meta)),
+                None => old_v.clone(),
+            },
+            _ => take_if_equal(new_map, k, old_v),
+        };
+        out.insert(k.clone(), v);
+    }
+    for (k, wanted) in [("spec", finalize), ("status", true)] {
+        if wanted
+            && !old_map.contains_key(k)
+            && let Some(v) = new_map.remove(k)
+        {
+            out.insert(k.into(), v);
+        }
+    }
+    Value::Object(out)
+}
+
+/// The metadata of [`status_merge`]: the old metadata, with the new managedFields (when
+/// given) and annotations.
+fn status_merge_meta(
+    old: &serde_json::Map<String, Value>,
+    new: &mut serde_json::Map<String, Value>,
+) -> serde_json::Map<String, Value> {
+    let mut out = serde_json::Map::with_capacity(old.len() + 1);
+    for (k, old_v) in old {
+        let v = match k.as_str() {
+            "annotations" => match new.remove("annotations") {
+                Some(a) => a,
+                None => continue,
+            },
+            "managedFields" => new.remove("managedFields").unwrap_or_else(|| old_v.clone()),
+            _ => take_if_equal(new, k, old_v),
+        };
+        out.insert(k.clone(), v);
+    }
+    for k in ["managedFields", "annotations"] {
+        if let Some(v) = new.remove(k) {
+            out.insert(k.into(), v);
+        }
+    }
+    out
+}
+
+/// `map[key]` moved out when it equals `old`; otherwise a copy of `old`.
+fn take_if_equal(map: &mut serde_json::Map<String, Value>, key: &str, old: &Value) -> Value {
+    match map.get_mut(key) {
+        Some(v) if v == old => v.take(),
+        _ => old.clone(),
+    }
+}
+
 /// [`prepare_update`] with an allocation step run after defaulting and before validation
 /// (Service ClusterIPs and NodePorts).
 pub fn prepare_update_with(
@@ -727,35 +838,7 @@ pub fn prepare_update_with(
     if strategy.has_status_subresource() {
         match sub {
             Some(Subresource::Status | Subresource::Finalize) => {
-                // Only status changes (and metadata except spec-owned parts).
-                let mut merged = old.clone();
-                if let Some(s) = new.get("status") {
-                    merged["status"] = s.clone();
-                } else if let Some(o) = merged.as_object_mut() {
-                    o.remove("status");
-                }
-                // Status writers may update annotations/labels-free metadata fields like
-                // managedFields; keep the old metadata otherwise.
-                if let Some(mf) = new.pointer("/metadata/managedFields").cloned() {
-                    object::meta_mut(&mut merged).insert("managedFields".into(), mf);
-                }
-                // Upstream status strategies reset only the spec (and some kinds' labels or
-                // owner references): annotations written with the status are kept, which is
-                // how the deployment controller records revisions without a new generation.
-                match new.pointer("/metadata/annotations").cloned() {
-                    Some(a) => {
-                        object::meta_mut(&mut merged).insert("annotations".into(), a);
-                    }
-                    None => {
-                        object::meta_mut(&mut merged).remove("annotations");
-                    }
-                }
-                if sub == Some(Subresource::Finalize)
-                    && let Some(spec) = new.get("spec")
-                {
-                    // namespaces/finalize changes spec.finalizers.
-                    merged["spec"] = spec.clone();
-                }
+                let merged = status_merge(old, new, sub == Some(Subresource::Finalize));
                 let errs = strategy.validate_status_update(&merged, old);
                 if !errs.is_empty() {
                     return Err(invalid(r, &name, errs));
@@ -922,17 +1005,8 @@ pub async fn update(
     } else {
         StatusCode::OK
     };
-    let mut resp = match w.stored_response(&t.r, code) {
-        Some(resp) => {
-            // The next update of this object (a heartbeat, typically) starts from it.
-            let stored_len = w.stored.as_ref().map_or(0, Bytes::len);
-            state
-                .cacher
-                .remember_parsed(&t.r, &key, w.rv, stored_len, w.obj);
-            resp
-        }
-        None => w.into_response(&t.r, code),
-    };
+    // The next update of this object (a heartbeat, typically) starts from it.
+    let mut resp = w.respond_and_remember(state, &t.r, &key, code);
     warnings.apply(&mut resp);
     Ok(resp)
 }
@@ -1042,7 +1116,9 @@ pub async fn patch(
                 Ok(UpdateOutcome::Write(o))
             }
             Some(old) => {
-                let presented = crate::conversion::present(&r, old.clone());
+                // The object as this API presents it (a copy only when converted).
+                let converted = crate::conversion::from_storage(&r).map(|c| c(old.clone()));
+                let presented = converted.as_ref().unwrap_or(old);
                 let patched = match (&patch_doc, ptype) {
                     (
                         crate::patching::PatchDoc::Json(applied),
@@ -1051,9 +1127,9 @@ pub async fn patch(
                         let mut applied = applied.clone();
                         check_type(&r, &mut applied)?;
                         let applied = normalize(&r, applied, fv, &mut warnings, true)?;
-                        crate::patching::apply(&r, Some(&presented), &applied, &manager, force)?
+                        crate::patching::apply(&r, Some(presented), &applied, &manager, force)?
                     }
-                    _ => crate::patching::patch(&r, &presented, &patch_doc, ptype)?,
+                    _ => crate::patching::patch(&r, presented, &patch_doc, ptype)?,
                 };
                 let mut patched = patched;
                 check_type(&r, &mut patched)?;
@@ -1076,7 +1152,7 @@ pub async fn patch(
     } else {
         StatusCode::OK
     };
-    let mut resp = w.into_response(&t.r, code);
+    let mut resp = w.respond_and_remember(state, &t.r, &t.key(), code);
     warnings.apply(&mut resp);
     Ok(resp)
 }
@@ -1335,6 +1411,97 @@ pub async fn delete_collection(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The status merge as it was written first: a copy of the old object, then the new parts.
+    fn status_merge_by_copy(old: &Value, new: &Value, finalize: bool) -> Value {
+        let mut merged = old.clone();
+        match new.get("status") {
+            Some(s) => merged["status"] = s.clone(),
+            None => {
+                merged.as_object_mut().unwrap().shift_remove("status");
+            }
+        }
+        if let Some(mf) = new.pointer("/metadata/managedFields").cloned() {
+            object::meta_mut(&mut merged).insert("managedFields".into(), mf);
+        }
+        match new.pointer("/metadata/annotations").cloned() {
+            Some(a) => {
+                object::meta_mut(&mut merged).insert("annotations".into(), a);
+            }
+            None => {
+                object::meta_mut(&mut merged).shift_remove("annotations");
+            }
+        }
+        if finalize && let Some(spec) = new.get("spec") {
+            merged["spec"] = spec.clone();
+        }
+        merged
+    }
+
+    #[test]
+    fn status_merge_keeps_all_but_status_managed_fields_and_annotations() {
+        let old = json!({"apiVersion":"v1","kind":"Pod",
+            "metadata":{"name":"p","labels":{"a":"1"},"annotations":{"x":"1"},
+                "managedFields":[{"manager":"m","operation":"Update"}],"resourceVersion":"5"},
+            "spec":{"nodeName":"n1","containers":[{"name":"c","image":"i"}]},
+            "status":{"phase":"Pending"}});
+        let with = |f: &dyn Fn(&mut Value)| {
+            let mut v = old.clone();
+            f(&mut v);
+            v
+        };
+        let cases = [
+            // A kubelet's status write: the rest sent back unchanged.
+            with(&|v| v["status"] = json!({"phase":"Running","podIP":"10.0.0.2"})),
+            // A status write cannot change the spec or labels.
+            with(&|v| {
+                v["status"]["phase"] = json!("Running");
+                v["spec"]["nodeName"] = json!("n2");
+                v["metadata"]["labels"] = json!({"b":"2"});
+                v["metadata"]["uid"] = json!("u");
+            }),
+            with(&|v| {
+                v.as_object_mut().unwrap().shift_remove("status");
+            }),
+            with(&|v| {
+                object::meta_mut(v).shift_remove("annotations");
+                object::meta_mut(v).shift_remove("managedFields");
+            }),
+            with(&|v| {
+                v["metadata"]["annotations"] = json!({"y":"2"});
+                v["metadata"]["managedFields"] = json!([]);
+            }),
+            with(&|v| {
+                v.as_object_mut().unwrap().shift_remove("metadata");
+                v.as_object_mut().unwrap().shift_remove("spec");
+            }),
+            json!({"status":{"phase":"Failed"},"spec":{"finalizers":["kubernetes"]}}),
+        ];
+        for (i, new) in cases.iter().enumerate() {
+            for finalize in [false, true] {
+                let want = status_merge_by_copy(&old, new, finalize);
+                let got = status_merge(&old, new.clone(), finalize);
+                assert_eq!(got, want, "case {i}, finalize {finalize}");
+                assert_eq!(
+                    serde_json::to_string(&got).unwrap(),
+                    serde_json::to_string(&want).unwrap(),
+                    "key order, case {i}, finalize {finalize}"
+                );
+            }
+        }
+        // Old objects without a status or a spec take the new ones where the write may set them.
+        let bare = json!({"metadata":{"name":"ns"}});
+        let new =
+            json!({"metadata":{"name":"ns"},"spec":{"finalizers":[]},"status":{"phase":"Active"}});
+        assert_eq!(
+            status_merge(&bare, new.clone(), true),
+            json!({"metadata":{"name":"ns"},"spec":{"finalizers":[]},"status":{"phase":"Active"}})
+        );
+        assert_eq!(
+            status_merge(&bare, new, false),
+            json!({"metadata":{"name":"ns"},"status":{"phase":"Active"}})
+        );
+    }
 
     #[test]
     fn unknown_fields_are_found_with_paths() {
