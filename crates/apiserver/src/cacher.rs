@@ -77,11 +77,11 @@ pub struct CachedObject {
 
 impl CachedObject {
     /// The largest object ([`CachedObject::raw`] bytes) whose parsed form is kept as long as
-    /// it is the current version (a Lease, renewed every few seconds).
+    /// it is the current version, when written by PUT (a Lease, renewed every few seconds).
     pub const KEEP_PARSED_MAX: usize = 1536;
     /// The largest object whose parsed form is kept for a while: for the
-    /// [`KEEP_PARSED_RECENT`] versions this server wrote last, per resource (a pod is
-    /// created, bound, then has its status written within moments).
+    /// [`CachedObject::KEEP_PARSED_RECENT`] versions this server wrote last, per resource (a
+    /// pod is created, bound, then has its status written within moments).
     pub const KEEP_PARSED_RECENT_MAX: usize = 32 * 1024;
     /// See [`CachedObject::KEEP_PARSED_RECENT_MAX`].
     pub const KEEP_PARSED_RECENT: usize = 2048;
@@ -161,19 +161,19 @@ struct ResourceCache {
     tx: broadcast::Sender<Arc<CacheEvent>>,
     /// Parsed forms of versions written but not applied yet (see [`Cacher::remember_parsed`]).
     parsed_pending: HashMap<String, (Revision, Arc<Value>)>,
-    /// The versions above [`CachedObject::KEEP_PARSED_MAX`] whose parsed form was kept, oldest
-    /// first; at most [`CachedObject::KEEP_PARSED_RECENT`].
-    kept_large: VecDeque<(String, Revision)>,
+    /// The versions whose parsed form is kept among the last written (see
+    /// [`Cacher::remember_parsed`]), oldest first; at most [`CachedObject::KEEP_PARSED_RECENT`].
+    kept_recent: VecDeque<(String, Revision)>,
 }
 
 impl ResourceCache {
-    /// Notes that the parsed form of the large version `rv` of `key` is kept; returns the
-    /// parsed forms this lets go of (to be dropped outside the lock).
-    fn keep_large(&mut self, key: &str, rv: Revision) -> Vec<Arc<Value>> {
-        self.kept_large.push_back((key.to_owned(), rv));
+    /// Notes that the parsed form of version `rv` of `key` is kept among the last written;
+    /// returns the parsed forms this lets go of (to be dropped outside the lock).
+    fn keep_recent(&mut self, key: &str, rv: Revision) -> Vec<Arc<Value>> {
+        self.kept_recent.push_back((key.to_owned(), rv));
         let mut released = Vec::new();
-        while self.kept_large.len() > CachedObject::KEEP_PARSED_RECENT {
-            let Some((k, old_rv)) = self.kept_large.pop_front() else {
+        while self.kept_recent.len() > CachedObject::KEEP_PARSED_RECENT {
+            let Some((k, old_rv)) = self.kept_recent.pop_front() else {
                 break;
             };
             if let Some(o) = self.objects.get(&k)
@@ -281,7 +281,7 @@ impl Cacher {
             resources.entry(r.key_prefix).or_insert_with(|| {
                 RwLock::new(ResourceCache {
                     parsed_pending: HashMap::new(),
-                    kept_large: VecDeque::new(),
+                    kept_recent: VecDeque::new(),
                     objects: BTreeMap::new(),
                     window: VecDeque::new(),
                     window_start: 0,
@@ -694,10 +694,12 @@ impl Cacher {
     }
 
     /// Keeps `obj`, the parsed form of an object this server just wrote at `rv` (`stored_len`
-    /// bytes in the store), with that version of the cached object: while it is current if it
-    /// is small ([`CachedObject::KEEP_PARSED_MAX`]), among the last written if it is larger
-    /// ([`CachedObject::KEEP_PARSED_RECENT_MAX`]). The version may be applied before or after
-    /// this call. `obj` must equal what parsing the cached bytes gives.
+    /// bytes in the store), with that version of the cached object: among the last written
+    /// ([`CachedObject::KEEP_PARSED_RECENT`]) if it is not too large
+    /// ([`CachedObject::KEEP_PARSED_RECENT_MAX`]), or for as long as it is current when
+    /// `while_current` and it is small ([`CachedObject::KEEP_PARSED_MAX`]: a Lease its holder
+    /// renews by PUT). The version may be applied before or after this call. `obj` must equal
+    /// what parsing the cached bytes gives.
     pub fn remember_parsed(
         &self,
         r: &ResourceInfo,
@@ -705,6 +707,7 @@ impl Cacher {
         rv: Revision,
         stored_len: usize,
         obj: Value,
+        while_current: bool,
     ) {
         if stored_len > CachedObject::KEEP_PARSED_RECENT_MAX {
             return;
@@ -719,8 +722,8 @@ impl Cacher {
                     .insert(key.to_owned(), (rv, Arc::new(obj)));
             }
         }
-        if stored_len > CachedObject::KEEP_PARSED_MAX {
-            let released = rc.keep_large(key, rv);
+        if !(while_current && stored_len <= CachedObject::KEEP_PARSED_MAX) {
+            let released = rc.keep_recent(key, rv);
             drop(rc);
             drop(released);
         }

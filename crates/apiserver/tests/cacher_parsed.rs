@@ -1,6 +1,6 @@
-//! The watch cache keeps the parsed form of versions this server wrote: small ones while they
-//! are current, larger ones only among the last written (so memory stays bounded however many
-//! pods there are).
+//! The watch cache keeps the parsed form of versions this server wrote: small ones written by
+//! PUT while they are current (Leases), others only among the last written (so memory stays
+//! bounded however many pods and Events there are).
 
 #![allow(clippy::unwrap_used)]
 
@@ -48,24 +48,28 @@ async fn large_parsed_forms_are_kept_for_the_last_written_only() {
     let cms = registry.get("", "v1", "configmaps").unwrap();
     let key = |n: &str| cms.key(Some("default"), n);
 
-    // Small (kept while current), large (kept among the last written), too large (never).
+    // Small by PUT (kept while current), small otherwise and large (kept among the last
+    // written), too large (never).
     let extra = 10;
     let large = CachedObject::KEEP_PARSED_RECENT + extra;
     let mut objects: Vec<(String, Bytes)> = vec![
-        ("small".into(), config_map("small", 100)),
+        ("small-put".into(), config_map("small-put", 100)),
+        ("small-created".into(), config_map("small-created", 100)),
         (
             "huge".into(),
             config_map("huge", CachedObject::KEEP_PARSED_RECENT_MAX),
         ),
     ];
+    let mut revs = Vec::new();
+    for (n, v) in &objects {
+        revs.push(store.create(&key(n), v.clone()).await.unwrap());
+    }
     objects.extend((0..large).map(|i| {
         let n = format!("large-{i:05}");
         let v = config_map(&n, CachedObject::KEEP_PARSED_MAX);
         (n, v)
     }));
-    // Written in order (each write's revision above the last), as one server writes them.
-    let mut revs = Vec::new();
-    for chunk in objects.chunks(256) {
+    for chunk in objects[3..].chunks(256) {
         let rs: Vec<_> = futures::stream::iter(chunk)
             .map(|(n, v)| {
                 let store = store.clone();
@@ -90,13 +94,15 @@ async fn large_parsed_forms_are_kept_for_the_last_written_only() {
         let (n, v) = &objects[i];
         let cached = cacher.get(cms, &key(n)).unwrap();
         let parsed: serde_json::Value = serde_json::from_slice(&cached.raw).unwrap();
-        cacher.remember_parsed(cms, &key(n), revs[i], v.len(), parsed);
+        cacher.remember_parsed(cms, &key(n), revs[i], v.len(), parsed, n == "small-put");
     }
     let kept = |n: &str| cacher.get(cms, &key(n)).unwrap().parsed.lock().is_some();
-    assert!(kept("small"));
+    assert!(kept("small-put"));
     assert!(!kept("huge"));
-    // Of the large ones, those written last are kept.
-    let mut by_rev: Vec<usize> = (2..objects.len()).collect();
+    // Of the others, those written last are kept: the small one created first and the first
+    // large ones made room for the rest.
+    assert!(!kept("small-created"));
+    let mut by_rev: Vec<usize> = (3..objects.len()).collect();
     by_rev.sort_by_key(|&i| revs[i]);
     for (pos, &i) in by_rev.iter().enumerate() {
         assert_eq!(

@@ -239,7 +239,7 @@ pub async fn bind(
     })
     .await?;
     // The kubelet writes the pod's status next: that write starts from the parsed pod.
-    w.remember(state, &r, &key);
+    w.remember(state, &r, &key, false);
     Ok(json_value(
         StatusCode::CREATED,
         &json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success","code":201}),

@@ -345,19 +345,18 @@ impl Written {
     }
 
     /// [`Written::into_response`]; when the response is made from the stored bytes, the cache
-    /// keeps the parsed object for the next write of `key` ([`Cacher::remember_parsed`]).
-    ///
-    /// [`Cacher::remember_parsed`]: crate::cacher::Cacher::remember_parsed
+    /// keeps the parsed object for the next write of `key` ([`Written::remember`]).
     pub fn respond_and_remember(
         self,
         state: &ApiState,
         r: &ResourceInfo,
         key: &str,
         code: StatusCode,
+        while_current: bool,
     ) -> Response {
         match self.stored_response(r, code) {
             Some(resp) => {
-                self.remember(state, r, key);
+                self.remember(state, r, key, while_current);
                 resp
             }
             None => self.into_response(r, code),
@@ -365,12 +364,15 @@ impl Written {
     }
 
     /// Hands the parsed object to the cache for the next write of `key`, when this call stored
-    /// it (see [`Written::respond_and_remember`]).
-    pub fn remember(self, state: &ApiState, r: &ResourceInfo, key: &str) {
+    /// it ([`Cacher::remember_parsed`]; `while_current`: a PUT, whose small objects are kept as
+    /// long as they are current).
+    ///
+    /// [`Cacher::remember_parsed`]: crate::cacher::Cacher::remember_parsed
+    pub fn remember(self, state: &ApiState, r: &ResourceInfo, key: &str, while_current: bool) {
         if let Some(stored) = &self.stored {
             state
                 .cacher
-                .remember_parsed(r, key, self.rv, stored.len(), self.obj);
+                .remember_parsed(r, key, self.rv, stored.len(), self.obj, while_current);
         }
     }
 
@@ -585,7 +587,7 @@ pub async fn create(
     .await?;
     // A pod is bound next: that write starts from the parsed object.
     let key = t.r.key(t.namespace.as_deref(), object::name(&w.obj));
-    let mut resp = w.respond_and_remember(state, &t.r, &key, StatusCode::CREATED);
+    let mut resp = w.respond_and_remember(state, &t.r, &key, StatusCode::CREATED, false);
     warnings.apply(&mut resp);
     Ok(resp)
 }
@@ -1006,7 +1008,7 @@ pub async fn update(
         StatusCode::OK
     };
     // The next update of this object (a heartbeat, typically) starts from it.
-    let mut resp = w.respond_and_remember(state, &t.r, &key, code);
+    let mut resp = w.respond_and_remember(state, &t.r, &key, code, true);
     warnings.apply(&mut resp);
     Ok(resp)
 }
@@ -1152,7 +1154,7 @@ pub async fn patch(
     } else {
         StatusCode::OK
     };
-    let mut resp = w.respond_and_remember(state, &t.r, &t.key(), code);
+    let mut resp = w.respond_and_remember(state, &t.r, &t.key(), code, false);
     warnings.apply(&mut resp);
     Ok(resp)
 }
