@@ -76,15 +76,8 @@ pub struct CachedObject {
 }
 
 impl CachedObject {
-    /// The largest object ([`CachedObject::raw`] bytes) whose parsed form is kept as long as
-    /// it is the current version, when written by PUT (a Lease, renewed every few seconds).
+    /// The largest object ([`CachedObject::raw`] bytes) whose parsed form is kept.
     pub const KEEP_PARSED_MAX: usize = 1536;
-    /// The largest object whose parsed form is kept for a while: for the
-    /// [`CachedObject::KEEP_PARSED_RECENT`] versions this server wrote last, per resource (a
-    /// pod is created, bound, then has its status written within moments).
-    pub const KEEP_PARSED_RECENT_MAX: usize = 32 * 1024;
-    /// See [`CachedObject::KEEP_PARSED_RECENT_MAX`].
-    pub const KEEP_PARSED_RECENT: usize = 2048;
 
     /// The parsed object.
     pub fn value(&self) -> Value {
@@ -161,38 +154,6 @@ struct ResourceCache {
     tx: broadcast::Sender<Arc<CacheEvent>>,
     /// Parsed forms of versions written but not applied yet (see [`Cacher::remember_parsed`]).
     parsed_pending: HashMap<String, (Revision, Arc<Value>)>,
-    /// The versions whose parsed form is kept among the last written (see
-    /// [`Cacher::remember_parsed`]), oldest first; at most [`CachedObject::KEEP_PARSED_RECENT`].
-    kept_recent: VecDeque<(String, Revision)>,
-}
-
-impl ResourceCache {
-    /// Notes that the parsed form of version `rv` of `key` is kept among the last written;
-    /// returns the parsed forms this lets go of (to be dropped outside the lock).
-    fn keep_recent(&mut self, key: &str, rv: Revision) -> Vec<Arc<Value>> {
-        self.kept_recent.push_back((key.to_owned(), rv));
-        let mut released = Vec::new();
-        while self.kept_recent.len() > CachedObject::KEEP_PARSED_RECENT {
-            let Some((k, old_rv)) = self.kept_recent.pop_front() else {
-                break;
-            };
-            if let Some(o) = self.objects.get(&k)
-                && o.rv == old_rv
-                && let Some(v) = o.parsed.lock().take()
-            {
-                released.push(v);
-            }
-            if self
-                .parsed_pending
-                .get(&k)
-                .is_some_and(|(p, _)| *p == old_rv)
-                && let Some((_, v)) = self.parsed_pending.remove(&k)
-            {
-                released.push(v);
-            }
-        }
-        released
-    }
 }
 
 /// Errors of cache reads.
@@ -281,7 +242,6 @@ impl Cacher {
             resources.entry(r.key_prefix).or_insert_with(|| {
                 RwLock::new(ResourceCache {
                     parsed_pending: HashMap::new(),
-                    kept_recent: VecDeque::new(),
                     objects: BTreeMap::new(),
                     window: VecDeque::new(),
                     window_start: 0,
@@ -613,7 +573,7 @@ impl Cacher {
                 && let Some((pending_rv, parsed)) = rc.parsed_pending.remove(&obj.key)
                 && pending_rv == rev
                 && matches!(ev, Event::Put { .. })
-                && obj.raw.len() <= CachedObject::KEEP_PARSED_RECENT_MAX
+                && obj.raw.len() <= CachedObject::KEEP_PARSED_MAX
             {
                 *obj.parsed.lock() = Some(parsed);
             }
@@ -694,12 +654,9 @@ impl Cacher {
     }
 
     /// Keeps `obj`, the parsed form of an object this server just wrote at `rv` (`stored_len`
-    /// bytes in the store), with that version of the cached object: among the last written
-    /// ([`CachedObject::KEEP_PARSED_RECENT`]) if it is not too large
-    /// ([`CachedObject::KEEP_PARSED_RECENT_MAX`]), or for as long as it is current when
-    /// `while_current` and it is small ([`CachedObject::KEEP_PARSED_MAX`]: a Lease its holder
-    /// renews by PUT). The version may be applied before or after this call. `obj` must equal
-    /// what parsing the cached bytes gives.
+    /// bytes in the store), with that version of the cached object if it is small
+    /// ([`CachedObject::KEEP_PARSED_MAX`]); the version may be applied before or after this
+    /// call. `obj` must equal what parsing the cached bytes gives.
     pub fn remember_parsed(
         &self,
         r: &ResourceInfo,
@@ -707,25 +664,19 @@ impl Cacher {
         rv: Revision,
         stored_len: usize,
         obj: Value,
-        while_current: bool,
     ) {
-        if stored_len > CachedObject::KEEP_PARSED_RECENT_MAX {
+        if stored_len > CachedObject::KEEP_PARSED_MAX {
             return;
         }
         let mut rc = self.rc(r).write();
         match rc.objects.get(key) {
             Some(cached) if cached.rv == rv => *cached.parsed.lock() = Some(Arc::new(obj)),
-            Some(cached) if cached.rv > rv => return,
-            _ if rc.last_rv >= rv => return,
+            Some(cached) if cached.rv > rv => {}
+            _ if rc.last_rv >= rv => {}
             _ => {
                 rc.parsed_pending
                     .insert(key.to_owned(), (rv, Arc::new(obj)));
             }
-        }
-        if !(while_current && stored_len <= CachedObject::KEEP_PARSED_MAX) {
-            let released = rc.keep_recent(key, rv);
-            drop(rc);
-            drop(released);
         }
     }
 

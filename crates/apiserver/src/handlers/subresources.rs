@@ -200,8 +200,7 @@ pub async fn bind(
         ));
     }
     let r = t.r.clone();
-    let key = t.key();
-    let w = write::guaranteed_update(state, &r, &key, &name, None, false, |cur| {
+    write::guaranteed_update(state, &r, &t.key(), &name, None, false, |cur| {
         let Some(cur) = cur else {
             return Err(ApiError::not_found(r.qualified(), &name));
         };
@@ -238,8 +237,6 @@ pub async fn bind(
         Ok(UpdateOutcome::Write(new))
     })
     .await?;
-    // The kubelet writes the pod's status next: that write starts from the parsed pod.
-    w.remember(state, &r, &key, false);
     Ok(json_value(
         StatusCode::CREATED,
         &json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success","code":201}),

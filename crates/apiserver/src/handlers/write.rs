@@ -344,38 +344,6 @@ impl Written {
         }
     }
 
-    /// [`Written::into_response`]; when the response is made from the stored bytes, the cache
-    /// keeps the parsed object for the next write of `key` ([`Written::remember`]).
-    pub fn respond_and_remember(
-        self,
-        state: &ApiState,
-        r: &ResourceInfo,
-        key: &str,
-        code: StatusCode,
-        while_current: bool,
-    ) -> Response {
-        match self.stored_response(r, code) {
-            Some(resp) => {
-                self.remember(state, r, key, while_current);
-                resp
-            }
-            None => self.into_response(r, code),
-        }
-    }
-
-    /// Hands the parsed object to the cache for the next write of `key`, when this call stored
-    /// it ([`Cacher::remember_parsed`]; `while_current`: a PUT, whose small objects are kept as
-    /// long as they are current).
-    ///
-    /// [`Cacher::remember_parsed`]: crate::cacher::Cacher::remember_parsed
-    pub fn remember(self, state: &ApiState, r: &ResourceInfo, key: &str, while_current: bool) {
-        if let Some(stored) = &self.stored {
-            state
-                .cacher
-                .remember_parsed(r, key, self.rv, stored.len(), self.obj, while_current);
-        }
-    }
-
     /// The response made from the stored bytes, when this call stored them and the client of
     /// `r` sees the storage form.
     fn stored_response(&self, r: &ResourceInfo, code: StatusCode) -> Option<Response> {
@@ -585,9 +553,7 @@ pub async fn create(
         dry,
     )
     .await?;
-    // A pod is bound next: that write starts from the parsed object.
-    let key = t.r.key(t.namespace.as_deref(), object::name(&w.obj));
-    let mut resp = w.respond_and_remember(state, &t.r, &key, StatusCode::CREATED, false);
+    let mut resp = w.into_response(&t.r, StatusCode::CREATED);
     warnings.apply(&mut resp);
     Ok(resp)
 }
@@ -1007,8 +973,17 @@ pub async fn update(
     } else {
         StatusCode::OK
     };
-    // The next update of this object (a heartbeat, typically) starts from it.
-    let mut resp = w.respond_and_remember(state, &t.r, &key, code, true);
+    let mut resp = match w.stored_response(&t.r, code) {
+        Some(resp) => {
+            // The next update of this object (a heartbeat, typically) starts from it.
+            let stored_len = w.stored.as_ref().map_or(0, Bytes::len);
+            state
+                .cacher
+                .remember_parsed(&t.r, &key, w.rv, stored_len, w.obj);
+            resp
+        }
+        None => w.into_response(&t.r, code),
+    };
     warnings.apply(&mut resp);
     Ok(resp)
 }
@@ -1154,7 +1129,7 @@ pub async fn patch(
     } else {
         StatusCode::OK
     };
-    let mut resp = w.respond_and_remember(state, &t.r, &t.key(), code, false);
+    let mut resp = w.into_response(&t.r, code);
     warnings.apply(&mut resp);
     Ok(resp)
 }
