@@ -728,9 +728,7 @@ fn status_merge(old: &Value, mut new: Value, finalize: bool) -> Value {
                 Some(s) => s,
                 None => continue,
             },
-            "spec" if finalize => new_map
-                .remove("spec")
-                .unwrap_or_else(|| take_if_equal(new_map, k, old_v)),
+            "spec" if finalize => new_map.remove("spec").unwrap_or_else(|| old_v.clone()),
             "metadata" => match old_v.as_object() {
                 Some(old_meta) => Value::Object(status_merge_meta(old_meta, &mut new_meta)),
                 None => old_v.clone(),
