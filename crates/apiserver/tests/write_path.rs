@@ -236,3 +236,114 @@ fn bad_request(answer: Result<Value, kube::Error>) -> String {
     assert_eq!(status.code, 400, "{status:?}");
     status.message
 }
+
+/// A status PATCH that leaves the rest of the pod as stored puts only the status through the
+/// round trip: the status is still normalized and checked as in any write, and a patch that
+/// also touches the rest is decoded whole, as before.
+#[tokio::test]
+async fn status_patches_normalize_and_check_the_status() {
+    use k8s_openapi::api::core::v1::Pod;
+    let s = TempServer::start().await.expect("server");
+    let pods: Api<Pod> = Api::namespaced(s.client.clone(), "default");
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "p", "labels": {"app": "a"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }))
+    .expect("pod");
+    let created = pods
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("create");
+    let patch = |body: Value, query: &str| {
+        http::Request::patch(format!("/api/v1/namespaces/default/pods/p/status{query}"))
+            .header("content-type", "application/strategic-merge-patch+json")
+            .body(serde_json::to_vec(&body).expect("json"))
+            .expect("request")
+    };
+    let status_patch = |status: Value| serde_json::json!({"status": status});
+
+    // A time in another form is stored in the normal one; the spec and the creator's
+    // managedFields entry stay as they were.
+    let written: Value = s
+        .client
+        .request(patch(
+            status_patch(serde_json::json!({
+                "phase": "Running",
+                "startTime": "2026-11-29T07:00:00.5Z",
+                "conditions": [{"type": "Ready", "status": "True"}],
+            })),
+            "",
+        ))
+        .await
+        .expect("status patch");
+    assert_eq!(written["status"]["startTime"], "2026-11-29T07:00:00Z");
+    assert_eq!(written["status"]["phase"], "Running");
+    let stored = pods.get("p").await.expect("get");
+    assert_eq!(stored.spec, created.spec);
+    let fields = |p: &Pod, subresource: Option<&str>| {
+        p.metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .find(|e| e.subresource.as_deref() == subresource)
+            .map(|e| e.fields_v1.clone())
+    };
+    assert_eq!(fields(&stored, None), fields(&created, None));
+    assert!(fields(&stored, Some("status")).is_some());
+
+    // Unknown fields of the status: refused when strict, dropped otherwise.
+    let bogus = status_patch(serde_json::json!({"phase": "Running", "bogus": 1}));
+    let message = unprocessable(
+        s.client
+            .request::<Value>(patch(bogus.clone(), "?fieldValidation=Strict"))
+            .await,
+    );
+    assert!(
+        message.contains("unknown field \"status.bogus\""),
+        "{message}"
+    );
+    let written: Value = s
+        .client
+        .request(patch(bogus, "?fieldValidation=Ignore"))
+        .await
+        .expect("ignored field");
+    assert!(written["status"].get("bogus").is_none(), "{written}");
+
+    // A value of the wrong type cannot be decoded.
+    let wrong = status_patch(serde_json::json!({"phase": 5}));
+    let message = bad_request(s.client.request(patch(wrong, "")).await);
+    assert!(message.contains("cannot be handled as a Pod"), "{message}");
+
+    // A patch that also changes the rest is decoded whole: its unknown fields are found there
+    // too, and the status write still keeps the stored labels.
+    let both = serde_json::json!({
+        "metadata": {"labels": {"app": "b"}},
+        "spec": {"bogus": 1},
+        "status": {"phase": "Succeeded"},
+    });
+    let message = unprocessable(
+        s.client
+            .request::<Value>(patch(both.clone(), "?fieldValidation=Strict"))
+            .await,
+    );
+    assert!(
+        message.contains("unknown field \"spec.bogus\""),
+        "{message}"
+    );
+    let written: Value = s
+        .client
+        .request(patch(both, ""))
+        .await
+        .expect("status patch with other changes");
+    assert_eq!(written["status"]["phase"], "Succeeded");
+    assert_eq!(written["metadata"]["labels"]["app"], "a");
+}
+
+/// The message of a 422 Unprocessable Entity.
+fn unprocessable(answer: Result<Value, kube::Error>) -> String {
+    let Err(kube::Error::Api(status)) = answer else {
+        panic!("not an API error: {answer:?}");
+    };
+    assert_eq!(status.code, 422, "{status:?}");
+    status.message
+}

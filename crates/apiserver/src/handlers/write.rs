@@ -168,6 +168,62 @@ pub fn normalize(
     })
 }
 
+/// [`normalize`] for a PATCH of the status subresource. When the patched object equals the
+/// current one but for its status (a kubelet or controller reporting status), only the status
+/// goes through the round trip: the rest is the stored object, already in normal form, and
+/// [`status_merge`] keeps the stored rest anyway. Anything else takes the full round trip.
+fn normalize_status_patch(
+    r: &ResourceInfo,
+    mut patched: Value,
+    old: &Value,
+    fv: FieldValidation,
+    warnings: &mut Warnings,
+) -> Result<Value, ApiError> {
+    let status_only = crate::conversion::to_storage(r).is_none()
+        && member(&patched, "status").is_some_and(Value::is_object)
+        && equal_but(&patched, old, "status");
+    let Some(obj) = patched.as_object_mut().filter(|_| status_only) else {
+        return normalize(r, patched, fv, warnings, true);
+    };
+    let mut probe = serde_json::Map::with_capacity(4);
+    for k in ["apiVersion", "kind"] {
+        if let Some(v) = obj.get(k) {
+            probe.insert(k.into(), v.clone());
+        }
+    }
+    probe.insert("metadata".into(), Value::Object(serde_json::Map::new()));
+    let status = obj.get_mut("status").map(Value::take).unwrap_or_default();
+    probe.insert("status".into(), status);
+    let mut out = normalize(r, Value::Object(probe), fv, warnings, true)?;
+    match out.get_mut("status").map(Value::take) {
+        Some(s) => {
+            obj.insert("status".into(), s);
+        }
+        None => {
+            obj.shift_remove("status");
+        }
+    }
+    Ok(patched)
+}
+
+/// Whether two objects have the same members with equal values, but for `except`.
+fn equal_but(a: &Value, b: &Value, except: &str) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return false;
+    };
+    let len = |m: &serde_json::Map<String, Value>| m.len() - usize::from(m.contains_key(except));
+    if len(a) != len(b) {
+        return false;
+    }
+    let mut in_b = codec::ordered::Cursor::new(b);
+    a.iter()
+        .filter(|(k, _)| k.as_str() != except)
+        .all(|(k, va)| {
+            in_b.get(k)
+                .is_some_and(|vb| codec::ordered::value_eq(va, vb))
+        })
+}
+
 /// [`normalize`] for the body of an update. When its metadata is that of the cached object
 /// this server wrote (in normal form, then) but for the resourceVersion and without
 /// managedFields (a heartbeat: the kubelet sends its Lease back with a new renewTime), only the
@@ -1108,7 +1164,11 @@ pub async fn patch(
                 };
                 let mut patched = patched;
                 check_type(&r, &mut patched)?;
-                let normalized = normalize(&r, patched, fv, &mut warnings, true)?;
+                let normalized = if sub == Some(Subresource::Status) {
+                    normalize_status_patch(&r, patched, old, fv, &mut warnings)?
+                } else {
+                    normalize(&r, patched, fv, &mut warnings, true)?
+                };
                 let mut new = prepare_update_with(&r, sub, normalized, old, &mut alloc)?;
                 if ptype != crate::patching::PatchType::Apply {
                     crate::patching::track_update(&r, old, &mut new, &manager, sub);
