@@ -262,19 +262,24 @@ impl FieldSet {
     }
 
     /// Removes the paths of `other` from this set, as [`FieldSet::difference`] (children left
-    /// empty are dropped).
-    pub fn subtract(&mut self, other: &FieldSet) {
+    /// empty are dropped). Returns whether any path was removed.
+    pub fn subtract(&mut self, other: &FieldSet) -> bool {
+        let mut removed = false;
         if !other.members.is_empty() {
+            let before = self.members.len();
             self.members.retain(|m| !other.members.contains(m));
+            removed = self.members.len() != before;
         }
         for (pe, o) in &other.children {
             if let Some(c) = self.children.get_mut(pe) {
-                c.subtract(o);
+                removed |= c.subtract(o);
                 if c.is_empty() {
                     self.children.remove(pe);
+                    removed = true;
                 }
             }
         }
+        removed
     }
 
     /// The paths of `self` that are not in `other` (upstream `Difference`: a member of `other`

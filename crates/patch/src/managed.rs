@@ -160,6 +160,9 @@ struct Entry {
     time: Option<String>,
     subresource: Option<String>,
     set: FieldSet,
+    /// The position of this entry in the stored list it was decoded from, while that entry's
+    /// `fieldsV1` still encodes `set` (so encoding can copy it instead of rebuilding it).
+    stored: Option<usize>,
 }
 
 impl Entry {
@@ -257,6 +260,7 @@ fn decode(encoded: Option<&Value>) -> Result<Vec<Entry>, String> {
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned),
             set,
+            stored: Some(i),
         };
         out.retain(|o| !o.same_identity(&entry));
         out.push(entry);
@@ -265,7 +269,9 @@ fn decode(encoded: Option<&Value>) -> Result<Vec<Entry>, String> {
 }
 
 /// `encodeManagedFields`, sorted as upstream: operation, time, manager, apiVersion, subresource.
-fn encode(entries: &[Entry]) -> Option<Value> {
+/// `stored` is the list the entries were decoded from when that is the stored object's (written
+/// by this encoder): the `fieldsV1` of an entry whose set is unchanged is copied from it.
+fn encode(entries: &[Entry], stored: Option<&Value>) -> Option<Value> {
     if entries.is_empty() {
         return None;
     }
@@ -294,7 +300,14 @@ fn encode(entries: &[Entry]) -> Option<Value> {
                 m.insert("time".into(), json!(t));
             }
             m.insert("fieldsType".into(), json!("FieldsV1"));
-            m.insert("fieldsV1".into(), e.set.to_fields_v1());
+            let kept = e
+                .stored
+                .and_then(|i| stored?.get(i)?.get("fieldsV1"))
+                .cloned();
+            m.insert(
+                "fieldsV1".into(),
+                kept.unwrap_or_else(|| e.set.to_fields_v1()),
+            );
             if let Some(s) = &e.subresource {
                 m.insert("subresource".into(), json!(s));
             }
@@ -305,7 +318,12 @@ fn encode(entries: &[Entry]) -> Option<Value> {
 }
 
 fn set_managed_fields(obj: &mut Value, entries: &[Entry]) {
-    match encode(entries) {
+    write_managed_fields(obj, encode(entries, None));
+}
+
+/// Stores encoded managedFields in `obj`, or removes them when there are none.
+fn write_managed_fields(obj: &mut Value, encoded: Option<Value>) {
+    match encoded {
         Some(encoded) => put_managed_fields(obj, encoded),
         None => {
             if let Some(Value::Object(meta)) = obj.get_mut("metadata") {
@@ -418,8 +436,10 @@ fn update_managers(
         if skipped(e) {
             continue;
         }
-        e.set.subtract(&c);
-        e.set.subtract(&cmp.removed);
+        let removed = e.set.subtract(&c) | e.set.subtract(&cmp.removed);
+        if removed {
+            e.stored = None;
+        }
     }
     managers.retain(|e| !e.set.is_empty());
     Ok(())
@@ -455,6 +475,7 @@ fn record_update(
         {
             Some(e) => {
                 e.set.union_owned(current);
+                e.stored = None;
                 e.time = Some(now.to_owned());
             }
             None => managers.push(Entry {
@@ -464,6 +485,7 @@ fn record_update(
                 time: Some(now.to_owned()),
                 subresource: subresource.filter(|s| !s.is_empty()).map(str::to_owned),
                 set: current,
+                stored: None,
             }),
         }
     }
@@ -507,6 +529,7 @@ fn cap_update_managers(managers: &mut Vec<Entry>) {
                 bucket.manager = ANCIENT_CHANGES.to_owned();
                 bucket.subresource = None;
                 bucket.set = set.union(&bucket.set);
+                bucket.stored = None;
                 bucket.time = time;
                 remove.push(i);
                 excess -= 1;
@@ -675,16 +698,19 @@ fn record_managed_fields_slow(
     now: &str,
 ) {
     let subresource = operation_subresource.filter(|s| !s.is_empty());
-    let from_old = || decode(old.and_then(managed_fields_of)).unwrap_or_default();
-    let mut managers = if subresource.is_some() {
+    let stored = old.and_then(managed_fields_of);
+    let from_old = || (decode(stored).unwrap_or_default(), stored);
+    // The entries, and the stored list when they were decoded from it.
+    let (mut managers, source) = if subresource.is_some() {
         from_old()
     } else {
         let requested = managed_fields_of(new);
         if is_reset(requested) {
-            Vec::new()
+            (Vec::new(), None)
         } else {
             match decode(requested) {
-                Ok(m) if !m.is_empty() => m,
+                // Sent by the client: encoded again, as upstream does.
+                Ok(m) if !m.is_empty() => (m, None),
                 _ => from_old(),
             }
         }
@@ -703,7 +729,8 @@ fn record_managed_fields_slow(
         schema,
         now,
     );
-    set_managed_fields(new, &managers);
+    let encoded = encode(&managers, source);
+    write_managed_fields(new, encoded);
 }
 
 /// Server-side apply (`application/apply-patch+yaml`): merges the applied configuration into
@@ -824,13 +851,14 @@ pub fn apply(
             time,
             subresource: None,
             set: config_set,
+            stored: None,
         });
     }
 
     if manager == "kubectl" {
         refresh_last_applied(&mut merged, applied);
     }
-    set_managed_fields(&mut merged, &managers);
+    write_managed_fields(&mut merged, encode(&managers, managed_fields_of(&live_obj)));
     Ok(merged)
 }
 

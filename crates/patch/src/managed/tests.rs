@@ -607,3 +607,64 @@ fn list_map_items_merge_in_upstream_order() {
         .collect();
     assert_eq!(names, vec!["a", "b", "c", "d"]);
 }
+
+/// The entries a write leaves as they were are copied from the stored object, which gives what
+/// encoding their sets again would; an entry that loses fields is encoded again.
+#[test]
+fn unchanged_entries_are_copied_and_changed_ones_encoded_again() {
+    let created = update_managed_fields(
+        None,
+        &config("nginx:1", 1),
+        "creator",
+        None,
+        "apps/v1",
+        deployment(),
+        T1,
+    );
+    let encoded_again = |obj: &Value| {
+        for e in entries(obj) {
+            let set = FieldSet::from_fields_v1(&e["fieldsV1"]).unwrap();
+            assert_eq!(e["fieldsV1"].to_string(), set.to_fields_v1().to_string());
+        }
+    };
+    // A status write by another manager leaves the creator's entry as it was.
+    let mut reported = created.clone();
+    reported["status"] = json!({"replicas": 1, "readyReplicas": 1});
+    let reported = update_managed_fields(
+        Some(&created),
+        &reported,
+        "controller",
+        Some("status"),
+        "apps/v1",
+        deployment(),
+        T2,
+    );
+    assert_eq!(entry(&reported, "creator"), entry(&created, "creator"));
+    assert!(owns(
+        &reported,
+        "controller",
+        &["f:status", "f:readyReplicas"]
+    ));
+    encoded_again(&reported);
+    // Another manager changes a label and the image: the creator loses both, keeps the rest.
+    let relabeled = update(&reported, "labeler", T3, |d| {
+        d["metadata"]["labels"]["app"] = json!("other");
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:2");
+    });
+    assert!(!owns(
+        &relabeled,
+        "creator",
+        &["f:metadata", "f:labels", "f:app"]
+    ));
+    assert!(owns(&relabeled, "creator", &["f:spec", "f:replicas"]));
+    assert!(owns(
+        &relabeled,
+        "labeler",
+        &["f:metadata", "f:labels", "f:app"]
+    ));
+    assert_eq!(
+        entry(&relabeled, "controller"),
+        entry(&reported, "controller")
+    );
+    encoded_again(&relabeled);
+}
