@@ -4,16 +4,59 @@
 use api::field::{ErrorList, Path};
 use api::validation::NameValidator;
 use codec::ordered::{Cursor, find, member, value_eq};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta, Time};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::registry::ResourceInfo;
 
+/// The metadata to validate. Of managedFields, validation reads every member of an entry but
+/// its `fieldsV1` tree (the costliest part to decode), which is left out.
 fn meta(obj: &Value) -> ObjectMeta {
-    obj.get("metadata")
-        .and_then(|m| ObjectMeta::deserialize(m).ok())
-        .unwrap_or_default()
+    #[derive(Deserialize)]
+    struct Object {
+        #[serde(default)]
+        metadata: ObjectMeta,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct EntryHeader {
+        api_version: Option<String>,
+        fields_type: Option<String>,
+        manager: Option<String>,
+        operation: Option<String>,
+        subresource: Option<String>,
+        time: Option<Time>,
+    }
+    let Ok(Object { mut metadata }) =
+        api::managed_fields::deserialize_without_managed_fields::<Object, _>(obj)
+    else {
+        return ObjectMeta::default();
+    };
+    let entries = obj
+        .get("metadata")
+        .and_then(|m| m.get("managedFields"))
+        .filter(|e| !e.is_null());
+    if let Some(entries) = entries {
+        let Ok(headers) = Vec::<EntryHeader>::deserialize(entries) else {
+            return ObjectMeta::default();
+        };
+        metadata.managed_fields = Some(
+            headers
+                .into_iter()
+                .map(|e| ManagedFieldsEntry {
+                    api_version: e.api_version,
+                    fields_type: e.fields_type,
+                    fields_v1: None,
+                    manager: e.manager,
+                    operation: e.operation,
+                    subresource: e.subresource,
+                    time: e.time,
+                })
+                .collect(),
+        );
+    }
+    metadata
 }
 
 /// The name rule of a kind.

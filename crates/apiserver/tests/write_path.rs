@@ -347,3 +347,33 @@ fn unprocessable(answer: Result<Value, kube::Error>) -> String {
     assert_eq!(status.code, 422, "{status:?}");
     status.message
 }
+
+/// Metadata validation reads managedFields entries without their fieldsV1 trees; what it checks
+/// in them still holds: a field manager name longer than 128 bytes is refused.
+#[tokio::test]
+async fn a_field_manager_name_too_long_is_refused() {
+    let s = TempServer::start().await.expect("server");
+    let create = |manager: &str| {
+        let body = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}});
+        http::Request::post(format!(
+            "/api/v1/namespaces/default/configmaps?fieldManager={manager}"
+        ))
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&body).expect("json"))
+        .expect("request")
+    };
+    let message = unprocessable(s.client.request::<Value>(create(&"m".repeat(129))).await);
+    assert!(
+        message.contains("metadata.managedFields[0].manager"),
+        "{message}"
+    );
+    let created: Value = s
+        .client
+        .request(create(&"m".repeat(128)))
+        .await
+        .expect("128 bytes");
+    assert_eq!(
+        created["metadata"]["managedFields"][0]["manager"],
+        "m".repeat(128)
+    );
+}

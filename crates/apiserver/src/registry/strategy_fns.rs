@@ -14,8 +14,12 @@ use super::strategy::MetaCheck;
 macro_rules! validators {
     ($($name:ident, $upd:ident: $ty:ty => $val:path, $val_upd:path;)*) => {
         $(
+            /// Create validation. No kind's rule reads managedFields (the generic metadata
+            /// validation checks them), so they are not decoded.
             pub fn $name(obj: &Value) -> ErrorList {
-                typed::<$ty>(obj).map(|t| $val(&t)).unwrap_or_default()
+                api::managed_fields::deserialize_without_managed_fields::<$ty, _>(obj)
+                    .map(|t| $val(&t))
+                    .unwrap_or_default()
             }
             /// Update validation, then `meta` on the metadata decoded with the objects.
             pub fn $upd(new: &Value, old: &Value, meta: MetaCheck<'_>) -> ErrorList {
