@@ -18,6 +18,23 @@ fn meta(obj: &Value) -> ObjectMeta {
         #[serde(default)]
         metadata: ObjectMeta,
     }
+    match api::managed_fields::deserialize_without_managed_fields::<Object, _>(obj) {
+        Ok(Object { mut metadata }) => match managed_field_headers(obj) {
+            Ok(entries) => {
+                metadata.managed_fields = entries;
+                metadata
+            }
+            Err(_) => ObjectMeta::default(),
+        },
+        Err(_) => ObjectMeta::default(),
+    }
+}
+
+/// The managedFields entries of `obj` without their `fieldsV1` trees: all that validation
+/// reads of them. `Err` when they do not decode.
+pub fn managed_field_headers(
+    obj: &Value,
+) -> Result<Option<Vec<ManagedFieldsEntry>>, serde_json::Error> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct EntryHeader {
@@ -28,35 +45,27 @@ fn meta(obj: &Value) -> ObjectMeta {
         subresource: Option<String>,
         time: Option<Time>,
     }
-    let Ok(Object { mut metadata }) =
-        api::managed_fields::deserialize_without_managed_fields::<Object, _>(obj)
+    let Some(entries) = member(obj, "metadata")
+        .and_then(|m| member(m, "managedFields"))
+        .filter(|e| !e.is_null())
     else {
-        return ObjectMeta::default();
+        return Ok(None);
     };
-    let entries = obj
-        .get("metadata")
-        .and_then(|m| m.get("managedFields"))
-        .filter(|e| !e.is_null());
-    if let Some(entries) = entries {
-        let Ok(headers) = Vec::<EntryHeader>::deserialize(entries) else {
-            return ObjectMeta::default();
-        };
-        metadata.managed_fields = Some(
-            headers
-                .into_iter()
-                .map(|e| ManagedFieldsEntry {
-                    api_version: e.api_version,
-                    fields_type: e.fields_type,
-                    fields_v1: None,
-                    manager: e.manager,
-                    operation: e.operation,
-                    subresource: e.subresource,
-                    time: e.time,
-                })
-                .collect(),
-        );
-    }
-    metadata
+    let headers = Vec::<EntryHeader>::deserialize(entries)?;
+    Ok(Some(
+        headers
+            .into_iter()
+            .map(|e| ManagedFieldsEntry {
+                api_version: e.api_version,
+                fields_type: e.fields_type,
+                fields_v1: None,
+                manager: e.manager,
+                operation: e.operation,
+                subresource: e.subresource,
+                time: e.time,
+            })
+            .collect(),
+    ))
 }
 
 /// The name rule of a kind.
