@@ -14,7 +14,7 @@
 //! divided by `PODS` is one write, exact enough to compare two versions.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Binding, Event, Namespace, ObjectReference, Pod};
@@ -24,6 +24,10 @@ use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
 use store::sqlite::{SqliteOptions, SqliteStore};
+
+#[path = "common/cpu.rs"]
+mod cpu;
+use cpu::cpu_time;
 
 // The allocator of `r8s`, so that the figures are those of the API server.
 #[global_allocator]
@@ -46,22 +50,6 @@ fn pod(name: &str) -> Pod {
 
 fn node(i: usize) -> String {
     format!("node-{:05}", i % 5000)
-}
-
-/// CPU time (user and system) of this process so far.
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 /// Runs `f` for every pod index, `CONCURRENCY` at a time, and prints its cost per pod.

@@ -230,10 +230,15 @@ async fn renewals_with_the_stored_metadata_are_still_normalized_and_checked() {
 
 /// The message of a 400 Bad Request.
 fn bad_request(answer: Result<Value, kube::Error>) -> String {
+    api_error(answer, 400)
+}
+
+/// The message of an API error with the given code.
+fn api_error(answer: Result<Value, kube::Error>, code: u16) -> String {
     let Err(kube::Error::Api(status)) = answer else {
         panic!("not an API error: {answer:?}");
     };
-    assert_eq!(status.code, 400, "{status:?}");
+    assert_eq!(status.code, code, "{status:?}");
     status.message
 }
 
@@ -291,17 +296,18 @@ async fn status_patches_normalize_and_check_the_status() {
     assert_eq!(fields(&stored, None), fields(&created, None));
     assert!(fields(&stored, Some("status")).is_some());
 
+    // A patch with an unknown field is refused when strict.
+    let refused = |body: Value, field: &'static str| {
+        let (client, request) = (s.client.clone(), patch(body, "?fieldValidation=Strict"));
+        async move {
+            let message = unprocessable(client.request::<Value>(request).await);
+            let expected = format!("unknown field \"{field}\"");
+            assert!(message.contains(&expected), "{message}");
+        }
+    };
     // Unknown fields of the status: refused when strict, dropped otherwise.
     let bogus = status_patch(serde_json::json!({"phase": "Running", "bogus": 1}));
-    let message = unprocessable(
-        s.client
-            .request::<Value>(patch(bogus.clone(), "?fieldValidation=Strict"))
-            .await,
-    );
-    assert!(
-        message.contains("unknown field \"status.bogus\""),
-        "{message}"
-    );
+    refused(bogus.clone(), "status.bogus").await;
     let written: Value = s
         .client
         .request(patch(bogus, "?fieldValidation=Ignore"))
@@ -321,15 +327,7 @@ async fn status_patches_normalize_and_check_the_status() {
         "spec": {"bogus": 1},
         "status": {"phase": "Succeeded"},
     });
-    let message = unprocessable(
-        s.client
-            .request::<Value>(patch(both.clone(), "?fieldValidation=Strict"))
-            .await,
-    );
-    assert!(
-        message.contains("unknown field \"spec.bogus\""),
-        "{message}"
-    );
+    refused(both.clone(), "spec.bogus").await;
     let written: Value = s
         .client
         .request(patch(both, ""))
@@ -341,11 +339,7 @@ async fn status_patches_normalize_and_check_the_status() {
 
 /// The message of a 422 Unprocessable Entity.
 fn unprocessable(answer: Result<Value, kube::Error>) -> String {
-    let Err(kube::Error::Api(status)) = answer else {
-        panic!("not an API error: {answer:?}");
-    };
-    assert_eq!(status.code, 422, "{status:?}");
-    status.message
+    api_error(answer, 422)
 }
 
 /// Metadata validation reads managedFields entries without their fieldsV1 trees; what it checks
