@@ -553,13 +553,14 @@ impl Controller {
         if pod.metadata.labels.as_ref().is_none_or(BTreeMap::is_empty) {
             return Err(Error::NoLabels);
         }
-        match api.create(&PostParams::default(), pod).await {
+        // Only the generated name of the answer is read (the informer brings the pod).
+        match informers::write::create(api, &PostParams::default(), pod).await {
             Ok(p) => {
                 self.recorder.event(
                     rs,
                     EventType::Normal,
                     "SuccessfulCreate",
-                    format!("Created pod: {}", p.name_any()),
+                    format!("Created pod: {}", p.name()),
                 );
                 Ok(())
             }

@@ -12,6 +12,7 @@
 //!   client-go's `EventRecorder`), never blocking the caller.
 //! - [`labels`]: label selector matching.
 //! - [`client`]: a kube-rs client over HTTP/2, one connection per process as client-go's.
+//! - [`write`]: creates and status patches that decode only the name of the written object.
 //! - [`leaderelection`]: leader election on a Lease, like client-go's `leaderelection`.
 
 pub mod cache;
@@ -21,6 +22,7 @@ pub mod leaderelection;
 pub mod record;
 pub mod stripped;
 pub mod workqueue;
+pub mod write;
 
 pub use cache::{Event, Factory, Informer, Object, key_of};
 pub use record::{EventType, Recorder};

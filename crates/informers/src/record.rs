@@ -308,7 +308,7 @@ impl Sink {
             reporting_instance: Some(self.host.clone().unwrap_or_else(|| self.component.clone())),
             ..Default::default()
         };
-        match api.create(&PostParams::default(), &ev).await {
+        match crate::write::create(&api, &PostParams::default(), &ev).await {
             Ok(_) => {
                 let mut seen = self.seen.lock();
                 if seen.len() >= CACHE {

@@ -602,9 +602,13 @@ impl Shared {
             Timestamp::now(),
         );
         let patch = json!({ "status": status });
-        self.nodes_api
-            .patch_status(name, &PatchParams::default(), &Patch::Strategic(patch))
-            .await?;
+        informers::write::patch_status(
+            &self.nodes_api,
+            name,
+            &PatchParams::default(),
+            &Patch::Strategic(patch),
+        )
+        .await?;
         self.states[idx].lock().last_report = Some(Instant::now());
         Ok(())
     }
@@ -863,9 +867,13 @@ impl Shared {
         let (status, next_check) = podstatus::running(&pod, host_ip, pod_ip, Timestamp::now());
         if !podstatus::up_to_date(pod.status.as_ref(), &status) {
             let patch = json!({ "metadata": { "uid": uid }, "status": status });
-            match api
-                .patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch))
-                .await
+            match informers::write::patch_status(
+                &api,
+                &name,
+                &PatchParams::default(),
+                &Patch::Strategic(patch),
+            )
+            .await
             {
                 Ok(_) => {}
                 Err(e) if is_not_found(&e) || is_conflict(&e) => return Ok(Requeue::No),
@@ -893,9 +901,13 @@ impl Shared {
         if started && !is_terminal(pod) {
             let status = podstatus::terminated(pod, Timestamp::now());
             let patch = json!({ "metadata": { "uid": uid }, "status": status });
-            match api
-                .patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch))
-                .await
+            match informers::write::patch_status(
+                api,
+                &name,
+                &PatchParams::default(),
+                &Patch::Strategic(patch),
+            )
+            .await
             {
                 Ok(_) => {}
                 Err(e) if is_not_found(&e) || is_conflict(&e) => return Ok(Requeue::No),
