@@ -508,6 +508,29 @@ impl Cacher {
         self.announced.lock().insert(key.to_owned(), a);
     }
 
+    /// [`Cacher::announce`] for a write made from the cached text of the current version
+    /// `cur`, which keeps its name, namespace and labels: `fields` are the new version's
+    /// selectable fields, in the order the cache reads them.
+    pub fn announce_unparsed(
+        &self,
+        key: &str,
+        value: &Bytes,
+        cur: &CachedObject,
+        fields: Vec<(&'static str, String)>,
+    ) {
+        if !self.announcing {
+            return;
+        }
+        let a = Announced {
+            value: value.clone(),
+            namespace: cur.namespace.clone(),
+            name: cur.name.clone(),
+            labels: cur.labels.clone(),
+            fields,
+        };
+        self.announced.lock().insert(key.to_owned(), a);
+    }
+
     /// Withdraws the announcement of a write that failed.
     pub fn withdraw(&self, key: &str) {
         let mut announced = self.announced.lock();

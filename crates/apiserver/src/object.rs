@@ -71,7 +71,7 @@ fn metadata_open(json: &[u8]) -> Option<usize> {
     }
 }
 
-fn skip_ws(json: &[u8], mut i: usize) -> usize {
+pub fn skip_ws(json: &[u8], mut i: usize) -> usize {
     while json.get(i).is_some_and(u8::is_ascii_whitespace) {
         i += 1;
     }
@@ -121,6 +121,65 @@ fn skip_value(json: &[u8], mut i: usize) -> Option<usize> {
                 i += 1;
             }
             Some(i)
+        }
+    }
+}
+
+/// One member of a JSON object, as positions in its text ([`object_members`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    /// The opening quote of the key.
+    pub key_start: usize,
+    /// The key's bytes as written, without the quotes (escapes are not decoded).
+    pub key: (usize, usize),
+    /// The first byte of the value.
+    pub value_start: usize,
+    /// Just after the value.
+    pub value_end: usize,
+}
+
+impl Member {
+    /// Whether the key is written as `name` (serde_json writes keys of ASCII letters without
+    /// escapes, so a stored key equal to `name` is always written so).
+    pub fn is(&self, json: &[u8], name: &str) -> bool {
+        &json[self.key.0..self.key.1] == name.as_bytes()
+    }
+}
+
+/// The members of the JSON object whose `{` is at `open` in `json`, and the position of its
+/// closing `}`. `None` if there is no object there or it is not well formed (values are
+/// skipped, not checked: `json` should be valid JSON, as stored values are).
+pub fn object_members(json: &[u8], open: usize) -> Option<(Vec<Member>, usize)> {
+    if json.get(open) != Some(&b'{') {
+        return None;
+    }
+    let mut members = Vec::new();
+    let mut i = skip_ws(json, open + 1);
+    if json.get(i) == Some(&b'}') {
+        return Some((members, i));
+    }
+    loop {
+        if json.get(i) != Some(&b'"') {
+            return None;
+        }
+        let key_end = string_end(json, i)?;
+        let colon = skip_ws(json, key_end + 1);
+        if json.get(colon) != Some(&b':') {
+            return None;
+        }
+        let value_start = skip_ws(json, colon + 1);
+        let value_end = skip_value(json, value_start)?;
+        members.push(Member {
+            key_start: i,
+            key: (i + 1, key_end),
+            value_start,
+            value_end,
+        });
+        i = skip_ws(json, value_end);
+        match json.get(i)? {
+            b',' => i = skip_ws(json, i + 1),
+            b'}' => return Some((members, i)),
+            _ => return None,
         }
     }
 }

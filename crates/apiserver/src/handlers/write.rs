@@ -749,6 +749,49 @@ where
     Err(ApiError::conflict(r.qualified(), name))
 }
 
+/// An update made from the cached text of the current version instead of its parsed form:
+/// `f` returns the bytes to store and the new version's selectable fields (its name,
+/// namespace and labels are the current one's), or `None` when the text is not one it handles.
+/// Retries on conflicts as [`guaranteed_update`] does. `Ok(None)`: nothing was written (`f`
+/// declined, or the object does not exist); the caller then takes the parsed path, which
+/// handles every case and error.
+pub async fn update_raw<F>(
+    state: &ApiState,
+    r: &ResourceInfo,
+    key: &str,
+    mut f: F,
+) -> Result<Option<Revision>, ApiError>
+where
+    F: FnMut(&crate::cacher::CachedObject) -> Option<(Vec<u8>, Vec<(&'static str, String)>)>,
+{
+    // Read-your-writes, as in `guaranteed_update`.
+    state.cacher.wait_fresh().await?;
+    for _ in 0..16 {
+        let Some(cur) = state.cacher.get(r, key) else {
+            return Ok(None);
+        };
+        let Some((bytes, fields)) = f(&cur) else {
+            return Ok(None);
+        };
+        let bytes = Bytes::from(bytes);
+        state.cacher.announce_unparsed(key, &bytes, &cur, fields);
+        match state.store.update(key, bytes, cur.rv).await {
+            Ok(rv) => return Ok(Some(rv)),
+            Err(e) => {
+                state.cacher.withdraw(key);
+                match e {
+                    StoreError::Conflict { actual, .. } => {
+                        state.cacher.wait_for(actual).await.ok();
+                    }
+                    StoreError::NotFound(_) => return Ok(None),
+                    e => return Err(e.into()),
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// Applies the update rules of a kind to a full new object: system metadata kept, status or
 /// spec kept depending on the subresource, generation bumped on spec change, defaulting and
 /// validation.
