@@ -152,7 +152,9 @@ struct Shared {
     index: HashMap<String, usize>,
     states: Vec<Mutex<NodeState>>,
     node_informer: Informer<Node>,
-    pod_informer: Informer<Pod>,
+    /// Only when pods are simulated: without pods to run, the sim does not watch them (as
+    /// scheduler_perf's nodes have no kubelet).
+    pod_informer: Option<Informer<Pod>>,
     node_queue: WorkQueue<usize>,
     pod_queue: WorkQueue<String>,
     shutdown: CancellationToken,
@@ -235,17 +237,20 @@ pub async fn start(
         .enumerate()
         .map(|(i, n)| (n.clone(), i))
         .collect();
-    let pod_informer = factory.informer::<Pod>();
-    pod_informer.add_index(
-        POD_NODE_INDEX,
-        Arc::new(|p: &Pod| {
-            p.spec
-                .as_ref()
-                .and_then(|s| s.node_name.clone())
-                .into_iter()
-                .collect()
-        }),
-    );
+    let pod_informer = config.simulate_pods.then(|| {
+        let informer = factory.informer::<Pod>();
+        informer.add_index(
+            POD_NODE_INDEX,
+            Arc::new(|p: &Pod| {
+                p.spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.clone())
+                    .into_iter()
+                    .collect()
+            }),
+        );
+        informer
+    });
     let shared = Arc::new(Shared {
         nodes_api: Api::all(client.clone()),
         leases_api: Api::namespaced(client.clone(), LEASE_NAMESPACE),
@@ -273,15 +278,14 @@ pub async fn start(
             shared.on_node(idx, &n);
         }
     }
-    shared.pod_informer.wait_synced().await;
-    for p in shared.pod_informer.list() {
-        if let Some(idx) = node_of(&p).and_then(|n| shared.idx_of(n)) {
-            shared.track_ip(idx, &p);
+    if let Some(pods) = &shared.pod_informer {
+        pods.wait_synced().await;
+        for p in pods.list() {
+            if let Some(idx) = node_of(&p).and_then(|n| shared.idx_of(n)) {
+                shared.track_ip(idx, &p);
+            }
         }
-    }
-    if shared.config.simulate_pods {
-        let pod_events = shared.pod_informer.subscribe();
-        tokio::spawn(shared.clone().watch_pods(pod_events));
+        tokio::spawn(shared.clone().watch_pods(pods.subscribe()));
     }
     for i in 0..shared.names.len() {
         shared.node_queue.add(i);
@@ -364,7 +368,10 @@ impl Shared {
 
     /// Queues every pod bound to a node.
     fn requeue_pods(&self, idx: usize) {
-        for p in self.pod_informer.by_index(POD_NODE_INDEX, &self.names[idx]) {
+        let Some(pods) = &self.pod_informer else {
+            return;
+        };
+        for p in pods.by_index(POD_NODE_INDEX, &self.names[idx]) {
             self.pod_queue.add(key_of(p.as_ref()));
         }
     }
@@ -815,7 +822,7 @@ impl Shared {
     // ---- pods ----
 
     async fn sync_pod(self: Arc<Self>, key: String) -> Result<Requeue, Error> {
-        let Some(pod) = self.pod_informer.get_key(&key) else {
+        let Some(pod) = self.pod_informer.as_ref().and_then(|p| p.get_key(&key)) else {
             return Ok(Requeue::No);
         };
         let Some(idx) = node_of(&pod).and_then(|n| self.idx_of(n)) else {
