@@ -29,6 +29,11 @@ pub enum Error {
     /// An API call failed.
     #[error("{0}")]
     Kube(#[from] kube::Error),
+    /// Every subnet of the cluster CIDR is taken (upstream's words).
+    #[error(
+        "failed to allocate cidr from cluster cidr at idx:{0}: CIDR allocation failed; there are no remaining CIDRs left to allocate in the accepted range"
+    )]
+    Exhausted(usize),
 }
 
 struct Controller {
@@ -189,17 +194,17 @@ impl Controller {
             None => {
                 let mut sets = self.sets.lock();
                 let mut got = Vec::new();
-                let mut failed = false;
-                for set in sets.iter_mut() {
+                let mut failed = None;
+                for (idx, set) in sets.iter_mut().enumerate() {
                     match set.allocate_next() {
                         Some(c) => got.push(c),
                         None => {
-                            failed = true;
+                            failed = Some(idx);
                             break;
                         }
                     }
                 }
-                if failed {
+                if let Some(exhausted) = failed {
                     for (idx, c) in got.into_iter().enumerate() {
                         sets[idx].release(c);
                     }
@@ -210,8 +215,10 @@ impl Controller {
                         "CIDRNotAvailable",
                         format!("Node {name} status is now: CIDRNotAvailable"),
                     );
-                    // Retry later: a node may be deleted and free a subnet.
-                    return Ok(Requeue::After(std::time::Duration::from_secs(30)));
+                    // Retried with the queue's back-off (5 ms doubling up to 1000 s), as
+                    // upstream's range allocator does: a node may be deleted and free a
+                    // subnet, and thousands of waiting nodes cost little.
+                    return Err(Error::Exhausted(exhausted));
                 }
                 self.pending.lock().insert(name.to_string(), got.clone());
                 got

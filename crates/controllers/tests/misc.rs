@@ -109,10 +109,11 @@ async fn nodes_get_distinct_pod_cidrs_recovered_at_start_and_released() {
     let pre = api.get("pre").await.unwrap();
     assert_eq!(pre.spec.unwrap().pod_cidr.as_deref(), Some("10.42.0.0/24"));
 
-    // Exhausted: a fifth node gets an event, no CIDR.
+    // Exhausted: a fifth node gets an event, no CIDR, and is retried with back-off (5 ms
+    // doubling): soon several times, as the event's count shows.
     node(&s.client, "n-extra").await;
     let events: Api<CoreEvent> = Api::namespaced(s.client.clone(), "default");
-    support::eventually(10, "CIDRNotAvailable event", || {
+    support::eventually(10, "CIDRNotAvailable event, repeated", || {
         let events = events.clone();
         async move {
             events
@@ -121,22 +122,23 @@ async fn nodes_get_distinct_pod_cidrs_recovered_at_start_and_released() {
                 .unwrap()
                 .items
                 .into_iter()
-                .find(|e| e.reason.as_deref() == Some("CIDRNotAvailable"))
+                .find(|e| {
+                    e.reason.as_deref() == Some("CIDRNotAvailable")
+                        && e.involved_object.name.as_deref() == Some("n-extra")
+                        && e.count.unwrap_or(1) >= 3
+                })
         }
     })
     .await;
+    let extra = api.get("n-extra").await.unwrap();
+    assert!(extra.spec.and_then(|s| s.pod_cidr).is_none());
+    // Deleting a node frees its subnet; the waiting node gets it at a retry.
     let n1 = api.get("n1").await.unwrap();
     let freed = n1.spec.unwrap().pod_cidr.unwrap();
-    // Deleting a node frees its subnet; a new node can get it.
     api.delete("n1", &DeleteParams::default()).await.unwrap();
-    api.delete("n-extra", &DeleteParams::default())
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    node(&s.client, "n-new").await;
-    let got = support::eventually(10, "n-new pod CIDR", || {
+    let got = support::eventually(20, "n-extra pod CIDR", || {
         let api = api.clone();
-        async move { api.get("n-new").await.unwrap().spec?.pod_cidr }
+        async move { api.get("n-extra").await.unwrap().spec?.pod_cidr }
     })
     .await;
     assert_eq!(got, freed);
