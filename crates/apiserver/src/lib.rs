@@ -135,6 +135,8 @@ pub struct ApiState {
     pub join: Option<join::Joiner>,
     openapi_docs: Mutex<HashMap<(String, String), Bytes>>,
     openapi_kinds: Vec<openapi::KindInfo>,
+    /// The last renewal body of each Lease (see [`handlers::renewal`]).
+    pub renewals: handlers::renewal::Recent,
 }
 
 impl ApiState {
@@ -182,6 +184,7 @@ impl ApiState {
             openapi_kinds,
             kubelet_tls: None,
             join: None,
+            renewals: handlers::renewal::Recent::default(),
         }
     }
 

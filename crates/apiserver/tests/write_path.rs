@@ -228,6 +228,89 @@ async fn renewals_with_the_stored_metadata_are_still_normalized_and_checked() {
     );
 }
 
+/// A renewer sends the same bytes every time but for the resourceVersion and the renewTime; the
+/// server recognizes such a body from the previous one without decoding it. What it stores is
+/// what the general path stores, and any other difference takes the general path.
+#[tokio::test]
+async fn renewals_recognized_from_their_bytes_store_what_the_general_path_stores() {
+    let s = TempServer::start().await.expect("server");
+    let leases: Api<Lease> = Api::namespaced(s.client.clone(), "default");
+    let created = leases
+        .create(&PostParams::default(), &lease("n4", "a"))
+        .await
+        .expect("create");
+    let meta = created.metadata.clone();
+    let (uid, created_at) = (
+        meta.uid.clone().expect("uid"),
+        serde_json::to_value(&meta.creation_timestamp).expect("json"),
+    );
+    // The body a renewer sends: always the same text but for these two values.
+    let body = |rv: &str, renew_time: &str, holder: &str| {
+        format!(
+            r#"{{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{{"creationTimestamp":{created_at},"labels":{{"k":"v"}},"name":"n4","namespace":"default","resourceVersion":"{rv}","uid":"{uid}"}},"spec":{{"holderIdentity":"{holder}","leaseDurationSeconds":40,"renewTime":"{renew_time}"}}}}"#
+        )
+    };
+    let put = |text: String| {
+        http::Request::put("/apis/coordination.k8s.io/v1/namespaces/default/leases/n4")
+            .header("content-type", "application/json")
+            .body(text.into_bytes())
+            .expect("request")
+    };
+    let mut rv = meta.resource_version.clone().expect("rv");
+    let mut previous_rv = String::new();
+    for i in 0..4 {
+        let renew_time = format!("2026-11-30T04:00:0{i}.100000Z");
+        let written: Value = s
+            .client
+            .request(put(body(&rv, &renew_time, "a")))
+            .await
+            .expect("renewal");
+        assert_eq!(written["spec"]["renewTime"], renew_time.as_str());
+        assert_eq!(written["spec"]["holderIdentity"], "a");
+        assert_eq!(written["metadata"]["labels"]["k"], "v");
+        let mf = written["metadata"]["managedFields"]
+            .as_array()
+            .expect("managedFields");
+        assert_eq!(mf.len(), 1, "{mf:?}");
+        assert!(mf[0]["fieldsV1"]["f:spec"]["f:renewTime"].is_object());
+        let stored = serde_json::to_value(leases.get("n4").await.expect("get")).expect("json");
+        assert_eq!(written, stored);
+        previous_rv = std::mem::replace(
+            &mut rv,
+            written["metadata"]["resourceVersion"]
+                .as_str()
+                .expect("rv")
+                .to_string(),
+        );
+    }
+    // The previous version's resourceVersion: a conflict, as for any stale update.
+    let stale = s
+        .client
+        .request::<Value>(put(body(&previous_rv, "2026-11-30T04:00:09.100000Z", "a")))
+        .await;
+    api_error(stale, 409);
+    // Another change in the same text: the general path, which stores it.
+    let written: Value = s
+        .client
+        .request(put(body(&rv, "2026-11-30T04:00:09.100000Z", "b")))
+        .await
+        .expect("a new holder");
+    assert_eq!(written["spec"]["holderIdentity"], "b");
+    rv = written["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("rv")
+        .to_string();
+    // A renewTime in another form: normalized by the general path.
+    let written: Value = s
+        .client
+        .request(put(body(&rv, "2026-11-30T04:00:10Z", "b")))
+        .await
+        .expect("renewal");
+    assert_eq!(written["spec"]["renewTime"], "2026-11-30T04:00:10.000000Z");
+    let stored = serde_json::to_value(leases.get("n4").await.expect("get")).expect("json");
+    assert_eq!(written, stored);
+}
+
 /// The message of a 400 Bad Request.
 fn bad_request(answer: Result<Value, kube::Error>) -> String {
     api_error(answer, 400)

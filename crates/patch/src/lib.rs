@@ -33,7 +33,7 @@ pub use error::PatchError;
 pub use json_patch::{json_patch, merge_patch};
 pub use managed::{
     ApplyError, Conflict, apply, conflict_message, record_managed_fields,
-    record_managed_fields_taking, update_managed_fields,
+    record_managed_fields_taking, retime_update, update_managed_fields,
 };
 pub use schema::{SchemaLookup, SchemaNode};
 pub use strategic::strategic_merge_patch;

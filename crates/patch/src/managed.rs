@@ -665,6 +665,31 @@ pub fn record_managed_fields_taking(
     }
 }
 
+/// The managedFields of an Update by `manager` (no subresource) whose only changes are the
+/// scalar values at `changes`, reached through objects the schema merges field by field (the
+/// caller has compared the objects): `entries` are the old object's, and become what
+/// [`record_managed_fields`] would record, the updater's `time` set to `now`. The request must
+/// have left managedFields out or sent them back unchanged. False, with `entries` untouched,
+/// when that outcome cannot be proven (the caller then records the general way).
+pub fn retime_update(
+    entries: &mut Vec<Value>,
+    manager: &str,
+    api_version: &str,
+    changes: &[Vec<&str>],
+    now: &str,
+) -> bool {
+    if changes.is_empty() || changes.iter().any(|p| fast::stripped(p)) {
+        return false;
+    }
+    match fast::plan_retime(entries, manager, None, api_version, changes, now) {
+        Some(plan) => {
+            plan.apply_in_place(entries, now);
+            true
+        }
+        None => false,
+    }
+}
+
 /// Records the update (fast or slow path), except when the fast path's result is the old
 /// entries retimed: that is left to the caller, who copies or moves them.
 fn record_or_retime(

@@ -8,6 +8,7 @@
 pub mod negotiate;
 pub mod proxy;
 pub mod read;
+pub mod renewal;
 pub mod subresources;
 pub mod table;
 pub mod write;

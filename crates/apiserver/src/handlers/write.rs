@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use store::{Revision, StoreError};
 
 use super::negotiate::{self, BodyFormat};
+use super::renewal;
 use super::{Query, Target, json_value};
 use crate::ApiState;
 use crate::error::{ApiError, Cause};
@@ -967,6 +968,26 @@ pub fn ready_to_remove(obj: &Value) -> bool {
             == 0
 }
 
+/// The name and namespace an update's body gives (if any) are the URL's.
+fn check_update_target(t: &Target, name: &str, obj: &Value) -> Result<(), ApiError> {
+    let body_name = object::name(obj);
+    if !body_name.is_empty() && body_name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    if t.r.namespaced
+        && let (Some(body_ns), Some(ns)) = (object::meta_str(obj, "namespace"), &t.namespace)
+        && !body_ns.is_empty()
+        && body_ns != ns
+    {
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
+    }
+    Ok(())
+}
+
 fn parse_precondition(rv: Option<&str>) -> Result<Option<Revision>, ApiError> {
     match rv {
         None => Ok(None),
@@ -985,27 +1006,35 @@ pub async fn update(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
-    let (obj, fv, dry) = decode_body(t, q, headers, body)?;
     let name = t.name.clone().unwrap_or_default();
-    let body_name = object::name(&obj);
-    if !body_name.is_empty() && body_name != name {
-        return Err(ApiError::bad_request(format!(
-            "the name of the object ({body_name}) does not match the name on the URL ({name})"
-        )));
-    }
-    if t.r.namespaced
-        && let (Some(body_ns), Some(ns)) = (object::meta_str(&obj, "namespace"), &t.namespace)
-        && !body_ns.is_empty()
-        && body_ns != ns
-    {
-        return Err(ApiError::bad_request(
-            "the namespace of the provided object does not match the namespace sent on the request",
-        ));
-    }
-    let precondition = parse_precondition(object::resource_version(&obj))?;
-    let mut warnings = Warnings::default();
     let key = t.key();
-    let obj = normalize_update(state, &t.r, &key, obj, fv, &mut warnings)?;
+    let renewal = renewal::applies(&t.r, t.sub);
+    // A Lease renewal sent as the last one was, but for its resourceVersion and renewTime, is
+    // recognized from its bytes: it is not decoded (the bytes around those values passed the
+    // checks below for this object already).
+    let recognized = match renewal && !dry_run(q)? {
+        true => state
+            .cacher
+            .get(&t.r, &key)
+            .and_then(|cur| state.renewals.recognize(&key, body, cur.rv)),
+        false => None,
+    };
+    let (obj, fv, dry, precondition) = match &recognized {
+        Some(rec) => (None, FieldValidation::from_query(q)?, false, Some(rec.rv)),
+        None => {
+            let (obj, fv, dry) = decode_body(t, q, headers, body)?;
+            check_update_target(t, &name, &obj)?;
+            let precondition = parse_precondition(object::resource_version(&obj))?;
+            (Some(obj), fv, dry, precondition)
+        }
+    };
+    let mut warnings = Warnings::default();
+    // A renewal is recognized from the body as sent: it needs no normalization.
+    let renewal = renewal && !dry;
+    let obj = match obj {
+        Some(obj) if !renewal => Some(normalize_update(state, &t.r, &key, obj, fv, &mut warnings)?),
+        obj => obj,
+    };
     let manager = field_manager(q, headers);
     let r = t.r.clone();
     let sub = t.sub;
@@ -1018,23 +1047,26 @@ pub async fn update(
     }
     let mut reserved = Vec::new();
     let mut alloc = service_update_alloc(state, &r, sub, &mut reserved);
-    // The first attempt consumes the decoded body; a retry (after a conflict) decodes it again,
-    // which is cheaper than copying it for every request.
-    let mut first = Some(obj);
-    let mut body_object = || -> Result<Value, ApiError> {
-        match first.take() {
-            Some(obj) => Ok(obj),
-            None => {
-                let (obj, _, _) = decode_body(t, q, headers, body)?;
-                normalize(&t.r, obj, fv, &mut Warnings::default(), false)
-            }
+    // The first attempt consumes the decoded body (normalized unless it may be a renewal); a
+    // retry (after a conflict) decodes it again, which is cheaper than copying it for every
+    // request.
+    let mut first = obj;
+    // The resourceVersion and renewTime of the body, when it renewed the Lease (`None` when it
+    // was recognized: `recognized` has them).
+    let mut renewed_with: Option<Option<(String, String)>> = None;
+    let take_body = |first: &mut Option<Value>, warnings: &mut Warnings| match first.take() {
+        Some(obj) if renewal => normalize_update(state, &t.r, &key, obj, fv, warnings),
+        Some(obj) => Ok(obj),
+        None => {
+            let (obj, _, _) = decode_body(t, q, headers, body)?;
+            normalize(&t.r, obj, fv, &mut Warnings::default(), false)
         }
     };
     let result = guaranteed_update(state, &r, &key, &name, precondition, dry, |cur| match cur {
         None => {
             if r.strategy.allow_create_on_update() && sub.is_none() {
                 created = true;
-                let mut o = body_object()?;
+                let mut o = take_body(&mut first, &mut warnings)?;
                 object::prepare_create_meta(&mut o, ns.as_deref(), r.strategy.tracks_generation());
                 r.strategy.default_fields(&mut o);
                 crate::patching::track_create(&r, &mut o, &manager);
@@ -1056,7 +1088,29 @@ pub async fn update(
             }
         }
         Some(old) => {
-            let mut new = prepare_update_with(&r, sub, body_object()?, old, &mut alloc)?;
+            renewed_with = None;
+            if renewal {
+                let (av, now) = (r.api_version(), object::now_rfc3339());
+                if let Some(rec) = &recognized {
+                    let time = rec.renew_time.clone();
+                    if let Some(new) = renewal::renew(old, time, &manager, av, &now) {
+                        renewed_with = Some(None);
+                        return Ok(UpdateOutcome::Write(new));
+                    }
+                } else if let Some(body) = &first
+                    && let Some(new) = renewal::renewed(old, body, &manager, av, &now)
+                {
+                    let sent_rv = object::resource_version(body).unwrap_or_default();
+                    let time = new.pointer("/spec/renewTime").and_then(Value::as_str);
+                    renewed_with = Some(Some((
+                        sent_rv.to_owned(),
+                        time.unwrap_or_default().to_owned(),
+                    )));
+                    return Ok(UpdateOutcome::Write(new));
+                }
+            }
+            let body = take_body(&mut first, &mut warnings)?;
+            let mut new = prepare_update_with(&r, sub, body, old, &mut alloc)?;
             crate::patching::track_update_taking(&r, old, &mut new, &manager, sub);
             Ok(UpdateOutcome::Write(new))
         }
@@ -1065,6 +1119,15 @@ pub async fn update(
     drop(alloc);
     release_service_reservations(state, result.as_ref().ok().map(|w| w.rv), reserved).await;
     let w = result?;
+    match (renewed_with, &recognized) {
+        (Some(Some((sent_rv, renew_time))), _) => {
+            state
+                .renewals
+                .remember(&key, w.rv, body, &sent_rv, &renew_time)
+        }
+        (Some(None), Some(rec)) => state.renewals.remember_recognized(&key, w.rv, body, rec),
+        _ => {}
+    }
     let code = if created {
         StatusCode::CREATED
     } else {

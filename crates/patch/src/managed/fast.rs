@@ -340,7 +340,7 @@ fn scalar_changes<'v>(
 }
 
 /// Whether `stripMetaManager` would drop the path from the updater's new fields.
-fn stripped(path: &[&str]) -> bool {
+pub(super) fn stripped(path: &[&str]) -> bool {
     matches!(
         path,
         ["metadata"] | ["apiVersion" | "kind", ..] | ["metadata", "name" | "namespace", ..]
@@ -367,6 +367,11 @@ pub(super) struct Retime {
 }
 
 impl Retime {
+    /// Retimes the entries where they are.
+    pub(super) fn apply_in_place(self, entries: &mut Vec<Value>, now: &str) {
+        retime(entries, self.target, self.position, now);
+    }
+
     /// Stores the old entries, retimed, as the managedFields of `new`.
     pub(super) fn apply(self, mut entries: Vec<Value>, new: &mut Value, now: &str) {
         retime(&mut entries, self.target, self.position, now);
@@ -402,33 +407,6 @@ pub(super) fn try_record(
         return Fast::No;
     }
 
-    let mut headers = Vec::with_capacity(old_entries.len());
-    for e in old_entries {
-        match header(e) {
-            Some(h) => headers.push(h),
-            None => return Fast::No,
-        }
-    }
-    if headers
-        .windows(2)
-        .any(|w| w[0].sort_key() >= w[1].sort_key())
-    {
-        return Fast::No;
-    }
-    for (i, h) in headers.iter().enumerate() {
-        if headers[i + 1..].iter().any(|o| h.same_identity(o)) {
-            return Fast::No;
-        }
-    }
-    if headers
-        .iter()
-        .filter(|h| h.operation == OPERATION_UPDATE)
-        .count()
-        > MAX_UPDATE_MANAGERS
-    {
-        return Fast::No;
-    }
-
     let mut changes = Vec::new();
     if !scalar_changes(
         old,
@@ -441,7 +419,11 @@ pub(super) fn try_record(
         return Fast::No;
     }
     if changes.is_empty() {
-        // Nothing changed: the slow path re-encodes the old managedFields as they are.
+        // Nothing changed: the slow path re-encodes the old managedFields as they are, if
+        // they are as the encoder writes them.
+        if encoded_headers(old_entries).is_none() {
+            return Fast::No;
+        }
         if !in_place {
             let entries = old_managed.clone();
             put_managed_fields(new, entries);
@@ -451,31 +433,16 @@ pub(super) fn try_record(
     if changes.iter().any(|p| stripped(p)) {
         return Fast::No;
     }
-    let Some(target) = headers.iter().position(|h| {
-        h.manager == manager
-            && h.operation == OPERATION_UPDATE
-            && h.api_version == api_version
-            && h.subresource == subresource
-    }) else {
+    let Some(Retime { target, position }) = plan_retime(
+        old_entries,
+        manager,
+        subresource,
+        api_version,
+        &changes,
+        now,
+    ) else {
         return Fast::No;
     };
-    let mut key = String::new();
-    for path in &changes {
-        for (i, h) in headers.iter().enumerate() {
-            if owns(h.fields, path, &mut key) != (i == target) {
-                return Fast::No;
-            }
-        }
-    }
-
-    // The updater's entry gets `time: now` and moves where the encoder sorts it.
-    let mut target_key = headers[target].sort_key();
-    target_key.1 = now;
-    let position = headers
-        .iter()
-        .enumerate()
-        .filter(|&(i, h)| i != target && h.sort_key() < target_key)
-        .count();
     if in_place {
         match new
             .get_mut("metadata")
@@ -490,6 +457,74 @@ pub(super) fn try_record(
     } else {
         Fast::FromOld(Retime { target, position })
     }
+}
+
+/// The headers of the entries, if the entries are exactly what the encoder writes: each entry
+/// in its encoded form, sorted, no manager identity twice, at most the Update entries the
+/// encoder keeps.
+fn encoded_headers(entries: &[Value]) -> Option<Vec<Header<'_>>> {
+    let mut headers = Vec::with_capacity(entries.len());
+    for e in entries {
+        headers.push(header(e)?);
+    }
+    if headers
+        .windows(2)
+        .any(|w| w[0].sort_key() >= w[1].sort_key())
+    {
+        return None;
+    }
+    for (i, h) in headers.iter().enumerate() {
+        if headers[i + 1..].iter().any(|o| h.same_identity(o)) {
+            return None;
+        }
+    }
+    if headers
+        .iter()
+        .filter(|h| h.operation == OPERATION_UPDATE)
+        .count()
+        > MAX_UPDATE_MANAGERS
+    {
+        return None;
+    }
+    Some(headers)
+}
+
+/// For an Update by `manager` that changed only the scalar values at `changes`: when the old
+/// entries are exactly as the encoder writes them and the updater's own Update entry owns every
+/// changed path while no other entry owns any, the [`Retime`] that gives the entries the slow
+/// path would record. `None` when that cannot be proven.
+pub(super) fn plan_retime(
+    entries: &[Value],
+    manager: &str,
+    subresource: Option<&str>,
+    api_version: &str,
+    changes: &[Vec<&str>],
+    now: &str,
+) -> Option<Retime> {
+    let headers = encoded_headers(entries)?;
+    let target = headers.iter().position(|h| {
+        h.manager == manager
+            && h.operation == OPERATION_UPDATE
+            && h.api_version == api_version
+            && h.subresource == subresource
+    })?;
+    let mut key = String::new();
+    for path in changes {
+        for (i, h) in headers.iter().enumerate() {
+            if owns(h.fields, path, &mut key) != (i == target) {
+                return None;
+            }
+        }
+    }
+    // The updater's entry gets `time: now` and moves where the encoder sorts it.
+    let mut target_key = headers[target].sort_key();
+    target_key.1 = now;
+    let position = headers
+        .iter()
+        .enumerate()
+        .filter(|&(i, h)| i != target && h.sort_key() < target_key)
+        .count();
+    Some(Retime { target, position })
 }
 
 /// Sets `time` of entry `target` to `now` (where the encoder writes it) and moves the entry to
